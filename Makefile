@@ -1,0 +1,74 @@
+# mnist_cnn: every command a user needs. The first one builds .venv from requirements.txt.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+MODEL  ?= models/mnist_cnn.keras
+DEFAULT_MODEL := models/mnist_cnn.keras
+
+# Make variables become command-line options only when set, so the CLI's defaults stay the single source.
+opt = $(if $(strip $($(1))),$(2) $($(1)))
+TRAIN_ARGS   = $(call opt,EPOCHS,--epochs) $(call opt,BATCH,--batch-size) $(call opt,LR,--lr) \
+               $(call opt,MOMENTUM,--momentum) $(call opt,L2,--l2) $(call opt,SEED,--seed) \
+               $(call opt,PRECISION,--precision) $(call opt,TRAIN_LIMIT,--train-limit) \
+               $(call opt,DATA,--data) $(if $(filter 1 yes true,$(AUGMENT)),--augment)
+ANALYZE_ARGS = --digit "$(DIGIT)" $(call opt,CONTRAST,--contrast) $(call opt,SAMPLES,--samples) \
+               $(call opt,CMAP,--cmap) --model "$(MODEL)" $(call opt,DATA,--data)
+OIP_ARGS     = --layer "$(LAYER)" $(call opt,STEPS,--steps) $(call opt,SEED,--seed) \
+               $(call opt,MAPS,--maps) --model "$(MODEL)" $(call opt,DATA,--data)
+
+.PHONY: help venv train evaluate analyze oip experiments experiment info bench test clean
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make train [EPOCHS= BATCH= LR= MOMENTUM= L2= SEED= PRECISION= AUGMENT=1]"
+	@echo "make evaluate [MODEL=]        make analyze DIGIT=4 [CONTRAST= SAMPLES= CMAP= MODEL=]"
+	@echo "make oip LAYER=conv_3 [STEPS= SEED= MAPS=0,5,17]"
+	@echo "make experiments              make experiment NAME=single-image|lines|reference|two-runs"
+	@echo "make info    make bench    make test    make clean"
+
+venv: $(STAMP)
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+train: $(STAMP)
+	$(PY) -m mnist_cnn train $(TRAIN_ARGS)
+
+# The default model is built by the default training when it is missing.
+$(DEFAULT_MODEL): | $(STAMP)
+	$(PY) -m mnist_cnn train $(TRAIN_ARGS)
+
+evaluate: $(STAMP)
+	$(PY) -m mnist_cnn evaluate --model "$(MODEL)" $(call opt,DATA,--data)
+
+# Arguments are checked first (no TensorFlow, instant), so a typo never starts a training run.
+analyze: $(STAMP)
+	@$(PY) -m mnist_cnn analyze $(ANALYZE_ARGS) --check-only
+	@if [ "$(MODEL)" = "$(DEFAULT_MODEL)" ]; then $(MAKE) --no-print-directory $(DEFAULT_MODEL); fi
+	$(PY) -m mnist_cnn analyze $(ANALYZE_ARGS)
+
+oip: $(STAMP)
+	@$(PY) -m mnist_cnn oip $(OIP_ARGS) --check-only
+	@if [ "$(MODEL)" = "$(DEFAULT_MODEL)" ]; then $(MAKE) --no-print-directory $(DEFAULT_MODEL); fi
+	$(PY) -m mnist_cnn oip $(OIP_ARGS)
+
+experiments: $(STAMP)
+	$(PY) -m mnist_cnn experiment all
+
+experiment: $(STAMP)
+	$(PY) -m mnist_cnn experiment "$(NAME)"
+
+info: $(STAMP)
+	$(PY) -m mnist_cnn info
+
+bench: $(STAMP)
+	$(PY) -m mnist_cnn bench $(call opt,BENCH_SEEDS,--seeds)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf reports bench/results.json models/logs models/backup

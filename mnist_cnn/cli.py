@@ -1,0 +1,293 @@
+"""Command line: `python -m mnist_cnn COMMAND [options]` (the Makefile's targets call this).
+
+Arguments are parsed and checked here, before TensorFlow is imported, so a typo costs nothing:
+bad input gets one line on stderr and exit status 2. The work itself lives in the library
+(`mnist_cnn.train`, `mnist_cnn.evaluate`, ...) and in `analysis/`; each command imports it lazily.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from mnist_cnn.config import TrainConfig, fields
+from mnist_cnn.errors import UserError
+
+DEFAULT_MODEL = "models/mnist_cnn.keras"
+# Maps (channels or units) of every layer an analysis can target.
+LAYER_SIZES = {"conv_1": 32, "pool_1": 32, "conv_2": 64, "pool_2": 64, "conv_3": 128,
+               "dense_1": 70, "output": 10}
+MAP_LAYERS = ("conv_1", "pool_1", "conv_2", "pool_2", "conv_3")
+EXPERIMENTS = ("single-image", "lines", "reference", "two-runs")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but every error is one line on stderr and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+# Argument types: each raises ArgumentTypeError with a message that names the problem.
+
+def _number(kind, check):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if kind is float and value != value:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+        if check == "positive" and not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        if check == "non-negative" and not value >= 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+        if check == "fraction" and not 0 <= value < 1:
+            raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in some messages
+    return parse
+
+
+positive_int = _number(int, "positive")
+nonneg_int = _number(int, "non-negative")
+
+
+def digit(text):
+    value = _number(int, "non-negative")(text) if text.strip() else None
+    if value is None or value > 9:
+        raise argparse.ArgumentTypeError(f"must be a digit 0-9, got {text!r}")
+    return value
+
+
+def int_list(text):
+    """'0,5,17' -> [0, 5, 17]."""
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 0,5,17, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one index")
+    return values
+
+
+def layer_list(text):
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [n for n in names if n not in MAP_LAYERS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown layer {unknown[0] if unknown else text!r}; choose from {', '.join(MAP_LAYERS)}")
+    return names
+
+
+def colormap(text):
+    import matplotlib  # no TensorFlow; cheap enough to check the name properly
+
+    if text not in matplotlib.colormaps:
+        raise argparse.ArgumentTypeError(f"unknown colormap {text!r}; try viridis, jet, gray, magma")
+    return text
+
+
+def _model_option(parser):
+    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="PATH",
+                        help=f"trained model (default {DEFAULT_MODEL})")
+    parser.add_argument("--data", default="", metavar="NPZ", help="explicit Keras-style mnist.npz")
+
+
+def _check_model(args, allow_missing_default):
+    """A missing model is an error, except the default one that `make` is about to train."""
+    if Path(args.model).is_file():
+        return
+    if allow_missing_default and args.model == DEFAULT_MODEL:
+        return
+    raise UserError(f"no model at {args.model}; run `make train` or pass --model PATH")
+
+
+def _check_data(args):
+    if args.data and not Path(args.data).is_file():
+        raise UserError(f"MNIST file {args.data} does not exist; check --data")
+
+
+# Commands: each has add_<name>(subparsers) and run_<name>(args).
+
+def add_train(sub):
+    p = sub.add_parser("train", help="train the CNN and write models/")
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        meta = f.metadata
+        if f.type in ("bool", bool):
+            p.add_argument(flag, action="store_true", help=meta["help"])
+        elif meta["choices"]:
+            p.add_argument(flag, default=f.default, choices=meta["choices"], help=meta["help"])
+        else:
+            kind = {"int": int, "float": float}.get(f.type, str)
+            parse = _number(kind, meta["check"]) if kind is not str else str
+            p.add_argument(flag, type=parse, default=f.default, help=f"{meta['help']} "
+                           f"(default {f.default!r})")
+    p.set_defaults(run=run_train, check=_check_data)
+
+
+def run_train(args):
+    from mnist_cnn.train import train
+
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    if config.train_limit == 0 and config.val_size >= 60000:
+        raise UserError("--val-size must leave training images (< 60000)")
+    m = train(config)
+    print(f"test accuracy {m['test_accuracy']:.4%}  loss {m['test_loss']:.4f}  "
+          f"training {m['training_seconds']:.0f} s  -> {config.model_path}")
+
+
+def add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="accuracy and confusion matrix of a trained model")
+    _model_option(p)
+    p.set_defaults(run=run_evaluate, check=lambda a: (_check_model(a, False), _check_data(a)))
+
+
+def run_evaluate(args):
+    from mnist_cnn.data import load_mnist
+    from mnist_cnn.evaluate import evaluate, format_confusion, top_confusions
+    from mnist_cnn.model import load_trained
+    from mnist_cnn.train import to_input
+
+    model = load_trained(args.model)
+    _, (x_test, y_test) = load_mnist(args.data or None)
+    r = evaluate(model, to_input(x_test), y_test)
+    print(f"{args.model}: test accuracy {r['accuracy']:.4%} ({int(r['confusion_matrix'].trace())}"
+          f"/{len(y_test)}), loss {r['loss']:.4f}")
+    print(format_confusion(r["confusion_matrix"]))
+    print("most confused (true -> predicted: count): " + ", ".join(
+        f"{t}->{p}: {n}" for t, p, n in top_confusions(r["confusion_matrix"])))
+
+
+def add_analyze(sub):
+    p = sub.add_parser("analyze", help="feature maps, class comparison and report for one digit")
+    p.add_argument("--digit", type=digit, required=True, help="the digit to study (0-9)")
+    p.add_argument("--contrast", type=digit, default=None,
+                   help="digit to compare with (default: the one most often confused with --digit)")
+    p.add_argument("--samples", type=positive_int, default=3, help="images per digit drawn (default 3)")
+    p.add_argument("--cmap", type=colormap, default="viridis", help="colormap (default viridis)")
+    p.add_argument("--layers", type=layer_list, default=list(MAP_LAYERS),
+                   help=f"comma-separated layers to draw (default {','.join(MAP_LAYERS)})")
+    p.add_argument("--out", default=None, metavar="DIR", help="report folder (default reports/digit-D)")
+    p.add_argument("--check-only", action="store_true", help="check the arguments and stop")
+    _model_option(p)
+    p.set_defaults(run=run_analyze, check=check_analyze)
+
+
+def check_analyze(args):
+    if args.contrast is not None and args.contrast == args.digit:
+        raise UserError(f"--contrast must differ from --digit ({args.digit}); pick another digit")
+    if args.samples > 20:
+        raise UserError(f"--samples must be at most 20, got {args.samples}")
+    _check_model(args, allow_missing_default=args.check_only)
+    _check_data(args)
+
+
+def run_analyze(args):
+    from analysis.report import run_analyze as run
+
+    return run(args)
+
+
+def add_oip(sub):
+    p = sub.add_parser("oip", help="gradient-ascent input patterns (OIPs) for the maps of a layer")
+    p.add_argument("--layer", required=True, choices=list(LAYER_SIZES), metavar="LAYER",
+                   help=f"one of {', '.join(LAYER_SIZES)}")
+    p.add_argument("--steps", type=positive_int, default=200, help="gradient steps (default 200)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the start images (default 0)")
+    p.add_argument("--maps", type=int_list, default=None, help="map indices, e.g. 0,5,17 (default all)")
+    p.add_argument("--out", default="reports/oip", metavar="DIR", help="output folder")
+    p.add_argument("--check-only", action="store_true", help="check the arguments and stop")
+    _model_option(p)
+    p.set_defaults(run=run_oip, check=check_oip)
+
+
+def check_oip(args):
+    size = LAYER_SIZES[args.layer]
+    bad = [m for m in args.maps or [] if not 0 <= m < size]
+    if bad:
+        raise UserError(f"--maps: index {bad[0]} is out of range for {args.layer} "
+                        f"(it has {size} maps: 0-{size - 1})")
+    _check_model(args, allow_missing_default=args.check_only)
+    _check_data(args)
+
+
+def run_oip(args):
+    from analysis.oip import run_oip_command
+
+    return run_oip_command(args)
+
+
+def add_experiment(sub):
+    p = sub.add_parser("experiment", help="the filter-learning experiments (see README)")
+    p.add_argument("name", choices=[*EXPERIMENTS, "all"], metavar="NAME",
+                   help=f"one of {', '.join(EXPERIMENTS)}, or all")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", default="reports/experiments", metavar="DIR", help="output folder")
+    p.add_argument("--data", default="", metavar="NPZ", help="explicit Keras-style mnist.npz")
+    p.set_defaults(run=run_experiment, check=_check_data)
+
+
+def run_experiment(args):
+    from analysis.experiments import run_experiments
+
+    return run_experiments(args)
+
+
+def add_info(sub):
+    p = sub.add_parser("info", help="layers, shapes, parameters, receptive fields")
+    p.set_defaults(run=run_info, check=None)
+
+
+def run_info(args):
+    from mnist_cnn.reference import print_info
+
+    return print_info()
+
+
+def add_bench(sub):
+    p = sub.add_parser("bench", help="speed and accuracy benchmark -> bench/results.json")
+    p.add_argument("--seeds", type=positive_int, default=3, help="training seeds (default 3)")
+    p.add_argument("--only", default="", help="comma-separated sections to run (default all)")
+    p.set_defaults(run=run_bench, check=None)
+
+
+def run_bench(args):
+    from mnist_cnn.bench import run_bench as run
+
+    return run(args)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="mnist_cnn", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=Parser)
+    for add in (add_train, add_evaluate, add_analyze, add_oip, add_experiment, add_info, add_bench):
+        add(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Parse, check, then run a command; UserError becomes one line and exit status 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    prog = f"mnist_cnn {args.command}"
+    try:
+        if args.check:
+            args.check(args)
+        if getattr(args, "check_only", False):
+            return 0
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+        return args.run(args) or 0
+    except UserError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; `make train` resumes from the last finished epoch"
+              if args.command == "train" else f"{prog}: interrupted", file=sys.stderr)
+        return 130

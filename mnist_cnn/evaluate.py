@@ -1,0 +1,97 @@
+"""Test-set evaluation: accuracy, loss, per-class accuracy, confusion matrix, and their plots."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
+
+
+def predict(model, x, batch_size=1000) -> np.ndarray:
+    """Class probabilities (N, 10) for model-ready inputs."""
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+
+
+def evaluate(model, x, y, probabilities=None) -> dict:
+    """Accuracy, mean cross-entropy, per-class accuracy and confusion matrix.
+
+    Parameters
+    ----------
+    model : keras.Model
+    x : float32 array (N, 28, 28, 1) in [0, 1]
+    y : int array (N,)
+    probabilities : array (N, 10), optional
+        Precomputed predictions (skips running the model).
+
+    Returns
+    -------
+    dict with accuracy, loss (floats), per_class_accuracy (list of 10), confusion_matrix
+    ((10, 10) int array, rows true, columns predicted), predicted (N,), probabilities (N, 10).
+    """
+    p = predict(model, x) if probabilities is None else probabilities
+    y = np.asarray(y).astype(int)
+    predicted = p.argmax(axis=1)
+    cm = confusion_matrix(y, predicted, labels=range(10))
+    loss = float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None))))
+    per_class = (np.diag(cm) / np.maximum(cm.sum(axis=1), 1)).round(6).tolist()
+    return {"accuracy": float((predicted == y).mean()), "loss": loss,
+            "per_class_accuracy": per_class, "confusion_matrix": cm,
+            "predicted": predicted, "probabilities": p}
+
+
+def top_confusions(cm: np.ndarray, k=5) -> list:
+    """The k largest off-diagonal cells as (true, predicted, count), largest first."""
+    off = np.array(cm, copy=True)
+    np.fill_diagonal(off, 0)
+    order = np.argsort(off, axis=None)[::-1][:k]
+    return [(int(i // 10), int(i % 10), int(off.flat[i])) for i in order if off.flat[i] > 0]
+
+
+def format_confusion(cm: np.ndarray) -> str:
+    """The confusion matrix as a text table (rows: true digit, columns: predicted)."""
+    lines = ["true\\pred " + " ".join(f"{j:>5d}" for j in range(10))]
+    lines += [f"{i:>9d} " + " ".join(f"{v:>5d}" for v in row) for i, row in enumerate(cm)]
+    return "\n".join(lines)
+
+
+def plot_confusion(cm: np.ndarray):
+    """Figure with the confusion matrix as counts and row-normalised, side by side."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.6))
+    ConfusionMatrixDisplay(cm, display_labels=range(10)).plot(ax=axes[0], colorbar=False,
+                                                              cmap="Blues", values_format="d")
+    axes[0].set_title("counts")
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    ConfusionMatrixDisplay(norm, display_labels=range(10)).plot(ax=axes[1], colorbar=False,
+                                                                cmap="Blues", values_format=".3f")
+    for t in axes[1].texts:
+        t.set_fontsize(6)
+    axes[1].set_title("row-normalised (recall per true digit)")
+    fig.suptitle(f"test accuracy {np.trace(cm) / cm.sum():.4%} on {cm.sum()} images")
+    return fig
+
+
+def plot_learning_curves(history: dict):
+    """Loss, accuracy and learning rate per epoch, training and validation."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = np.asarray(history["epoch"]) + 1
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    for ax, key in zip(axes[:2], ("loss", "accuracy")):
+        ax.plot(epochs, history[key], "o-", label="training")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], "s-", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.legend()
+    if "accuracy" in history:
+        axes[1].set_ylim(max(0.9, min(history["accuracy"]) - 0.01), 1.0)
+    axes[2].plot(epochs, history.get("learning_rate", history.get("lr", [])), "o-")
+    axes[2].set_title("learning rate")
+    axes[2].set_xlabel("epoch")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,98 @@
+"""The series' CNN: Conv(32)-Pool-Conv(64)-Pool-Conv(128)-MLP, as a Keras functional model.
+
+Layer names are stable because the analysis cuts sub-models at them:
+conv_1 pool_1 conv_2 pool_2 conv_3 flatten dense_1 output. Inputs are 28x28x1 images in [0, 1].
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from mnist_cnn.errors import UserError
+
+INPUT_SHAPE = (28, 28, 1)
+CONV_LAYERS = ("conv_1", "conv_2", "conv_3")
+MAP_LAYERS = ("conv_1", "pool_1", "conv_2", "pool_2", "conv_3")  # layers that produce maps
+LAYER_NAMES = ("conv_1", "pool_1", "conv_2", "pool_2", "conv_3", "flatten", "dense_1", "output")
+OUTPUT_SHAPES = {"conv_1": (26, 26, 32), "pool_1": (13, 13, 32), "conv_2": (11, 11, 64),
+                 "pool_2": (5, 5, 64), "conv_3": (3, 3, 128), "flatten": (1152,),
+                 "dense_1": (70,), "output": (10,)}
+PARAM_COUNT = 174_092
+
+
+def build_model(l2: float = 0.0, dtype_policy: str = "float32") -> keras.Model:
+    """Build the (untrained) network.
+
+    Parameters
+    ----------
+    l2 : float
+        L2 penalty on every kernel (0 disables it).
+    dtype_policy : str
+        Keras dtype policy for the hidden layers, e.g. "mixed_bfloat16"; the softmax output
+        is always computed in float32.
+
+    Returns
+    -------
+    keras.Model
+        Functional model from `image` (28, 28, 1) to class probabilities (10,).
+    """
+    reg = keras.regularizers.L2(l2) if l2 > 0 else None
+    conv = dict(kernel_size=3, activation="relu", kernel_regularizer=reg, dtype=dtype_policy)
+    inputs = keras.Input(shape=INPUT_SHAPE, name="image")
+    x = layers.Conv2D(32, name="conv_1", **conv)(inputs)
+    x = layers.MaxPooling2D(2, name="pool_1", dtype=dtype_policy)(x)
+    x = layers.Conv2D(64, name="conv_2", **conv)(x)
+    x = layers.MaxPooling2D(2, name="pool_2", dtype=dtype_policy)(x)
+    x = layers.Conv2D(128, name="conv_3", **conv)(x)
+    x = layers.Flatten(name="flatten", dtype=dtype_policy)(x)
+    x = layers.Dense(70, activation="relu", kernel_regularizer=reg, name="dense_1",
+                     dtype=dtype_policy)(x)
+    outputs = layers.Dense(10, activation="softmax", kernel_regularizer=reg, name="output",
+                           dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="mnist_cnn")
+
+
+def check_architecture(model, source="model") -> None:
+    """Raise UserError unless `model` has this project's layers and shapes."""
+    names = [layer.name for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    if tuple(names) != LAYER_NAMES:
+        raise UserError(f"{source} is not the mnist_cnn architecture (layers {names}); "
+                        "train one with `make train`")
+    for name, shape in OUTPUT_SHAPES.items():
+        got = tuple(model.get_layer(name).output.shape[1:])
+        if got != shape:
+            raise UserError(f"{source}: layer {name} outputs {got}, expected {shape}; "
+                            "train one with `make train`")
+
+
+def load_trained(path) -> keras.Model:
+    """Load a saved model safely and return it as a float32 model with the same weights.
+
+    Models are often trained under mixed_bfloat16; the analysis wants float32 activations and
+    gradients, so the weights are copied into a freshly built float32 network.
+
+    Raises
+    ------
+    UserError
+        If the file is missing, unreadable or not of this architecture.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no model at {path}; train one with `make train` or pass --model PATH")
+    try:
+        saved = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:  # Keras raises many types for a bad archive; all mean the same here
+        reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot load model {path} ({reason}); retrain with `make train`") from None
+    check_architecture(saved, f"model {path}")
+    model = build_model(dtype_policy="float32")
+    model.set_weights([w.astype("float32") for w in saved.get_weights()])
+    return model
+
+
+def sub_model(model: keras.Model, layer_names) -> keras.Model:
+    """A model from the input to the outputs of `layer_names` (a list), sharing weights."""
+    return keras.Model(model.inputs, [model.get_layer(n).output for n in layer_names])

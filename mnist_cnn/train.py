@@ -1,0 +1,169 @@
+"""Train the series' CNN: SGD with momentum, a warm-up + cosine learning-rate schedule, L2.
+
+`train(config)` writes, each atomically, into `config.out_dir`: mnist_cnn.keras, metrics.json,
+history.json, confusion_matrix.png, learning_curves.png, and TensorBoard logs under logs/.
+An interrupted run resumes from its last finished epoch (Keras' BackupAndRestore), as long as
+the configuration is the same.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mnist_cnn.config import TrainConfig
+from mnist_cnn.data import load_mnist
+from mnist_cnn.evaluate import evaluate, plot_confusion, plot_learning_curves
+from mnist_cnn.fileio import atomic_path, save_figure, write_json
+from mnist_cnn.model import build_model
+
+
+def to_input(x: np.ndarray) -> np.ndarray:
+    """uint8 images (N, 28, 28) -> float32 model inputs (N, 28, 28, 1) in [0, 1]."""
+    return (x.astype(np.float32) / 255.0)[..., None]
+
+
+def split(config: TrainConfig, data_path=None):
+    """Training, validation (last `val_size` training images) and test arrays, model-ready."""
+    (x_train, y_train), (x_test, y_test) = load_mnist(data_path or config.data or None)
+    n_fit = len(x_train) - config.val_size
+    x_fit, y_fit = x_train[:n_fit], y_train[:n_fit]
+    if config.train_limit:
+        x_fit, y_fit = x_fit[:config.train_limit], y_fit[:config.train_limit]
+    return ((to_input(x_fit), y_fit), (to_input(x_train[n_fit:]), y_train[n_fit:]),
+            (to_input(x_test), y_test))
+
+
+def lr_schedule(config: TrainConfig):
+    """Learning rate per epoch: linear warm-up to `lr`, then cosine decay to `lr * lr_final`."""
+    def rate(epoch, _current=None):
+        if epoch < config.warmup_epochs:
+            return config.lr * (epoch + 1) / (config.warmup_epochs + 1)
+        span = max(config.epochs - config.warmup_epochs - 1, 1)
+        progress = min((epoch - config.warmup_epochs) / span, 1.0)
+        floor = config.lr * config.lr_final
+        return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    return rate
+
+
+def augmenter(seed: int) -> keras.Sequential:
+    """Small random shifts (±2 px) and rotations (±10°), as Keras preprocessing layers."""
+    return keras.Sequential([
+        keras.layers.RandomTranslation(2 / 28, 2 / 28, fill_mode="constant", seed=seed),
+        keras.layers.RandomRotation(10 / 360, fill_mode="constant", seed=seed + 1),
+    ], name="augment")
+
+
+def training_dataset(x, y, config: TrainConfig) -> tf.data.Dataset:
+    """Shuffled (seeded) mini-batches, augmented when asked."""
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
+        len(x), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
+    if config.augment:
+        aug = augmenter(config.seed)
+        ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=1)
+    return ds.prefetch(2)
+
+
+def run_id(config: TrainConfig) -> str:
+    """Short digest of the settings that define a run (resume only into the same run)."""
+    keys = {k: v for k, v in config.to_dict().items() if k not in ("out_dir", "data")}
+    return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def read_history(csv_path: Path) -> dict:
+    """Per-epoch logs from CSVLogger, keeping the last row of each epoch (resumes may repeat)."""
+    rows = {}
+    with open(csv_path, newline="") as f:
+        for row in csv.DictReader(f):
+            rows[int(row["epoch"])] = row
+    history = {"epoch": sorted(rows)}
+    for key in next(iter(rows.values()), {}):
+        if key != "epoch":
+            history[key] = [float(rows[e][key]) for e in history["epoch"]]
+    return history
+
+
+def library_versions() -> dict:
+    import matplotlib
+    import sklearn
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__, "matplotlib": matplotlib.__version__}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow and make TensorFlow's ops deterministic."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def train(config: TrainConfig, callbacks=(), verbose=1) -> dict:
+    """Train, evaluate on the test set and write every artefact.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    callbacks : sequence of keras.callbacks.Callback
+        Extra callbacks (tests use one to interrupt a run).
+    verbose : int
+        Keras' fit verbosity (1: the per-epoch progress bar).
+
+    Returns
+    -------
+    dict
+        The metrics written to metrics.json.
+    """
+    seed_everything(config.seed)
+    out = Path(config.out_dir)
+    (x_fit, y_fit), (x_val, y_val), (x_test, y_test) = split(config)
+
+    model = build_model(l2=config.l2, dtype_policy=config.precision)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    work = out / "backup" / run_id(config)
+    work.mkdir(parents=True, exist_ok=True)
+    log_csv = work / "history.csv"
+    fit_callbacks = [
+        keras.callbacks.BackupAndRestore(str(work / "state")),
+        keras.callbacks.LearningRateScheduler(lr_schedule(config)),
+        keras.callbacks.CSVLogger(str(log_csv), append=True),
+        keras.callbacks.TensorBoard(str(out / "logs" / run_id(config)), histogram_freq=0),
+        *callbacks,
+    ]
+    started = time.perf_counter()
+    model.fit(training_dataset(x_fit, y_fit, config), validation_data=(x_val, y_val),
+              epochs=config.epochs, callbacks=fit_callbacks, verbose=verbose)
+    seconds = time.perf_counter() - started
+
+    history = read_history(log_csv)
+    result = evaluate(model, x_test, y_test)
+    metrics = {
+        "test_accuracy": result["accuracy"], "test_loss": result["loss"],
+        "per_class_accuracy": result["per_class_accuracy"],
+        "confusion_matrix": result["confusion_matrix"].tolist(),
+        "val_accuracy": history["val_accuracy"][-1] if "val_accuracy" in history else None,
+        "training_seconds": round(seconds, 2), "epochs": config.epochs,
+        "train_images": len(x_fit), "config": config.to_dict(), "versions": library_versions(),
+    }
+
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(config.model_path) as tmp:
+        model.save(tmp)
+    write_json(out / "history.json", history)
+    write_json(out / "metrics.json", metrics)
+    save_figure(plot_confusion(result["confusion_matrix"]), out / "confusion_matrix.png")
+    save_figure(plot_learning_curves(history), out / "learning_curves.png")
+    shutil.rmtree(work, ignore_errors=True)  # finished: the next run starts fresh
+    return metrics
