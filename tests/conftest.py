@@ -1,0 +1,43 @@
+"""Shared fixtures: MNIST (loaded once) and a small, briefly trained model (trained once).
+
+The tiny model is the real architecture trained for 2 epochs on 6000 images (a few seconds),
+good enough (~96% test accuracy) that analyses on it behave like on the full model.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    from mnist_cnn.data import load_mnist
+
+    return load_mnist()
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, mnist):
+    """(config, metrics) of a short training run; the model is at config.model_path."""
+    from mnist_cnn.config import TrainConfig
+    from mnist_cnn.train import train
+
+    out = tmp_path_factory.mktemp("tiny_model")
+    config = TrainConfig(epochs=2, train_limit=6000, batch_size=64, lr=0.05, warmup_epochs=0,
+                         out_dir=str(out))
+    return config, train(config, verbose=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tiny_run):
+    return tiny_run[0].model_path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_path):
+    """The tiny model loaded as analysis code loads it (float32, safe mode)."""
+    from mnist_cnn.model import load_trained
+
+    return load_trained(tiny_model_path)
