@@ -263,6 +263,31 @@ def run_bench(args):
     return run(args)
 
 
+def quiet_tensorflow_import():
+    """Import TensorFlow with its C++ start-up chatter (oneDNN, CUDA, CPU features) held back.
+
+    Those lines are printed before TensorFlow's logging is set up, so TF_CPP_MIN_LOG_LEVEL does
+    not reach them; stderr is captured during the import and shown only if the import fails.
+    """
+    import tempfile
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="mnist_cnn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
@@ -282,7 +307,7 @@ def main(argv=None) -> int:
             args.check(args)
         if getattr(args, "check_only", False):
             return 0
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+        quiet_tensorflow_import()
         return args.run(args) or 0
     except UserError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)

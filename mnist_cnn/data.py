@@ -19,6 +19,7 @@ so every source yields the same bytes or an error.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import io
@@ -50,8 +51,10 @@ CONTENT_SHA256 = {
 SHAPES = {"x_train": (60000, 28, 28), "y_train": (60000,), "x_test": (10000, 28, 28),
           "y_test": (10000,)}
 
-# The only globals a pickle of NumPy arrays needs (NumPy 1 and NumPy 2 spellings).
+# The only globals a pickle of NumPy arrays needs (NumPy 1 and NumPy 2 spellings; protocol-2
+# pickles written by Python 3 encode raw bytes through _codecs.encode).
 _ALLOWED_GLOBALS = {
+    ("_codecs", "encode"): codecs.encode,
     ("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
     ("numpy", "ndarray"): np.ndarray,

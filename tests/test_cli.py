@@ -1,0 +1,52 @@
+"""Command-line errors: one line on stderr, exit status 2, no traceback, no TensorFlow import."""
+
+import subprocess
+import sys
+
+import pytest
+
+PROBE = ("import sys; from mnist_cnn.cli import main; rc = main(sys.argv[1:]); "
+         "print('tensorflow' in sys.modules); sys.exit(rc)")
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["train", "--epochs", "-1"], "--epochs: must be > 0"),
+    (["train", "--batch-size", "abc"], "--batch-size: expected an integer, got 'abc'"),
+    (["train", "--lr", "0"], "--lr: must be > 0"),
+    (["train", "--momentum", "1.5"], "--momentum: must be in [0, 1)"),
+    (["train", "--precision", "float16"], "--precision: invalid choice"),
+    (["train", "--epoch", "3", "--bogus"], "unrecognized arguments"),
+    (["train", "--data", "/nonexistent/mnist.npz"], "does not exist"),
+    (["evaluate", "--model", "/nonexistent/m.keras"], "no model at /nonexistent/m.keras"),
+])
+def test_bad_arguments(args, expected):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout.strip() in ("", "False")  # argparse exits before the probe prints
+
+
+def test_make_variables_are_checked(tmp_path):
+    result = subprocess.run(["make", "--no-print-directory", "train", "EPOCHS=-1"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "mnist_cnn train: error: argument --epochs: must be > 0, got -1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_corrupt_data_file_after_tensorflow_is_still_one_line(tmp_path):
+    bad = tmp_path / "mnist.npz"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    result = subprocess.run([sys.executable, "-m", "mnist_cnn", "train", "--epochs", "1",
+                             "--data", str(bad)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"mnist_cnn train: error: MNIST file {bad} is corrupt or truncated "
+                      "(BadZipFile); delete it or point --data at a good copy"], result.stderr
+    assert "Traceback" not in result.stderr

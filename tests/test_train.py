@@ -1,0 +1,85 @@
+"""Training: accuracy of a short run, artefacts, determinism, resuming after an interruption."""
+
+import json
+from pathlib import Path
+
+import keras
+import pytest
+
+from mnist_cnn.config import TrainConfig
+from mnist_cnn.fileio import atomic_path
+from mnist_cnn.train import lr_schedule, train
+
+
+def test_short_training_learns(tiny_run):
+    config, metrics = tiny_run
+    assert metrics["test_accuracy"] > 0.95  # held-out test images, after 2 epochs on 8000
+    out = Path(config.out_dir)
+    for name in ("mnist_cnn.keras", "metrics.json", "history.json", "confusion_matrix.png",
+                 "learning_curves.png"):
+        assert (out / name).is_file(), name
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["test_accuracy"] == metrics["test_accuracy"]
+    assert len(saved["per_class_accuracy"]) == 10 and saved["versions"]["keras"] == keras.__version__
+    assert sum(map(sum, saved["confusion_matrix"])) == 10000
+    history = json.loads((out / "history.json").read_text())
+    assert history["epoch"] == [0, 1] and len(history["val_accuracy"]) == 2
+    assert any((out / "logs").rglob("*tfevents*"))
+    assert not (out / "backup").exists() or not any((out / "backup").iterdir())
+
+
+def test_same_seed_same_metrics(tiny_run, tmp_path):
+    config, metrics = tiny_run
+    again = train(TrainConfig(**{**config.to_dict(), "out_dir": str(tmp_path)}), verbose=0)
+    assert again["test_accuracy"] == metrics["test_accuracy"]
+    assert again["test_loss"] == metrics["test_loss"]
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def __init__(self, after_epoch):
+        super().__init__()
+        self.after_epoch = after_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.after_epoch:
+            raise KeyboardInterrupt
+
+
+class _Epochs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen.append(epoch)
+
+
+def test_interrupted_training_resumes(tmp_path):
+    config = TrainConfig(epochs=3, train_limit=1500, batch_size=100, out_dir=str(tmp_path))
+    with pytest.raises(KeyboardInterrupt):
+        train(config, callbacks=[_Interrupt(after_epoch=1)], verbose=0)
+    assert not Path(config.model_path).exists()  # nothing half-done under the final name
+    epochs = _Epochs()
+    train(config, callbacks=[epochs], verbose=0)
+    assert epochs.seen == [2]  # epochs 0 and 1 were restored, not rerun
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history["epoch"] == [0, 1, 2]
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    target = tmp_path / "model.keras"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed mid-save")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_learning_rate_schedule_warms_up_then_decays():
+    rate = lr_schedule(TrainConfig(epochs=10, lr=0.1, lr_final=0.01, warmup_epochs=1))
+    rates = [rate(e) for e in range(10)]
+    assert rates[0] == pytest.approx(0.05) and rates[1] == pytest.approx(0.1)
+    assert rates[-1] == pytest.approx(0.001)
+    assert all(a >= b for a, b in zip(rates[1:], rates[2:]))
