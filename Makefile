@@ -11,7 +11,7 @@ opt = $(if $(strip $($(1))),$(2) $($(1)))
 TRAIN_ARGS   = $(call opt,EPOCHS,--epochs) $(call opt,BATCH,--batch-size) $(call opt,LR,--lr) \
                $(call opt,MOMENTUM,--momentum) $(call opt,L2,--l2) $(call opt,SEED,--seed) \
                $(call opt,PRECISION,--precision) $(call opt,TRAIN_LIMIT,--train-limit) \
-               $(call opt,DATA,--data) $(if $(filter 1 yes true,$(AUGMENT)),--augment)
+               $(call opt,DATA,--data) $(if $(filter 1 yes true,$(AUGMENT)),--augment,$(if $(filter 0 no false,$(AUGMENT)),--no-augment,$(if $(AUGMENT),--augment=$(AUGMENT))))
 ANALYZE_ARGS = --digit "$(DIGIT)" $(call opt,CONTRAST,--contrast) $(call opt,SAMPLES,--samples) \
                $(call opt,CMAP,--cmap) --model "$(MODEL)" $(call opt,DATA,--data)
 OIP_ARGS     = --layer "$(LAYER)" $(call opt,STEPS,--steps) $(call opt,SEED,--seed) \
@@ -21,7 +21,7 @@ OIP_ARGS     = --layer "$(LAYER)" $(call opt,STEPS,--steps) $(call opt,SEED,--se
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make train [EPOCHS= BATCH= LR= MOMENTUM= L2= SEED= PRECISION= AUGMENT=1]"
+	@echo "make train [EPOCHS= BATCH= LR= MOMENTUM= L2= SEED= PRECISION= AUGMENT=0|1]"
 	@echo "make evaluate [MODEL=]        make analyze DIGIT=4 [CONTRAST= SAMPLES= CMAP= MODEL=]"
 	@echo "make oip LAYER=conv_3 [STEPS= SEED= MAPS=0,5,17]"
 	@echo "make experiments              make experiment NAME=single-image|lines|reference|two-runs"

@@ -120,7 +120,8 @@ def add_train(sub):
         flag = "--" + f.name.replace("_", "-")
         meta = f.metadata
         if f.type in ("bool", bool):
-            p.add_argument(flag, action="store_true", help=meta["help"])
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
+                           help=f"{meta['help']} (default {'on' if f.default else 'off'})")
         elif meta["choices"]:
             p.add_argument(flag, default=f.default, choices=meta["choices"], help=meta["help"])
         else:

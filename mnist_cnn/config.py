@@ -27,7 +27,7 @@ class TrainConfig:
     l2: float = _opt(0.0005, "L2 penalty on every kernel", "non-negative")
     seed: int = _opt(0, "random seed (same seed, same machine: same metrics)", "non-negative")
     precision: str = _opt("mixed_bfloat16", "compute dtype policy", choices=("mixed_bfloat16", "float32"))
-    augment: bool = _opt(False, "random shifts and rotations of the training images")
+    augment: bool = _opt(True, "random shifts (±2 px) and rotations (±10°) of the training images")
     val_size: int = _opt(10000, "validation images taken from the end of the training set", "positive")
     train_limit: int = _opt(0, "use only the first N training images (0: all)", "non-negative")
     out_dir: str = _opt("models", "where the model, metrics and figures go")

@@ -86,12 +86,14 @@ def plot_learning_curves(history: dict):
         if f"val_{key}" in history:
             ax.plot(epochs, history[f"val_{key}"], "s-", label="validation")
         ax.set_xlabel("epoch")
-        ax.set_title(key)
+        ax.set_title(f"{key} (training loss includes the L2 term)" if key == "loss" else key)
         ax.legend()
     if "accuracy" in history:
         axes[1].set_ylim(max(0.9, min(history["accuracy"]) - 0.01), 1.0)
     axes[2].plot(epochs, history.get("learning_rate", history.get("lr", [])), "o-")
     axes[2].set_title("learning rate")
     axes[2].set_xlabel("epoch")
+    for ax in axes:
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     fig.tight_layout()
     return fig

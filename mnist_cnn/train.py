@@ -144,7 +144,8 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> dict:
     ]
     started = time.perf_counter()
     model.fit(training_dataset(x_fit, y_fit, config), validation_data=(x_val, y_val),
-              epochs=config.epochs, callbacks=fit_callbacks, verbose=verbose)
+              epochs=config.epochs, callbacks=fit_callbacks, verbose=verbose,
+              shuffle=False)  # the dataset shuffles itself, seeded
     seconds = time.perf_counter() - started
 
     history = read_history(log_csv)

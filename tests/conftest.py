@@ -26,7 +26,7 @@ def tiny_run(tmp_path_factory, mnist):
 
     out = tmp_path_factory.mktemp("tiny_model")
     config = TrainConfig(epochs=2, train_limit=6000, batch_size=32, lr=0.05, lr_final=0.3,
-                         warmup_epochs=0, out_dir=str(out))
+                         warmup_epochs=0, augment=False, out_dir=str(out))
     return config, train(config, verbose=0)
 
 

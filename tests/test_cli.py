@@ -50,3 +50,14 @@ def test_corrupt_data_file_after_tensorflow_is_still_one_line(tmp_path):
     assert result.stderr.splitlines() == [f"mnist_cnn train: error: MNIST file {bad} is corrupt or truncated "
                       "(BadZipFile); delete it or point --data at a good copy"], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_evaluate_prints_accuracy_and_confusion_matrix(tiny_run, capsys):
+    from mnist_cnn.cli import main
+
+    config, metrics = tiny_run
+    assert main(["evaluate", "--model", config.model_path]) == 0
+    out = capsys.readouterr().out
+    assert f"test accuracy {metrics['test_accuracy']:.4%}" in out
+    rows = [line for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert len(rows) == 10  # one row per true digit

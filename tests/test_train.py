@@ -55,7 +55,8 @@ class _Epochs(keras.callbacks.Callback):
 
 
 def test_interrupted_training_resumes(tmp_path):
-    config = TrainConfig(epochs=3, train_limit=1500, batch_size=100, out_dir=str(tmp_path))
+    config = TrainConfig(epochs=3, train_limit=1500, batch_size=100, augment=False,
+                         out_dir=str(tmp_path))
     with pytest.raises(KeyboardInterrupt):
         train(config, callbacks=[_Interrupt(after_epoch=1)], verbose=0)
     assert not Path(config.model_path).exists()  # nothing half-done under the final name
@@ -83,3 +84,16 @@ def test_learning_rate_schedule_warms_up_then_decays():
     assert rates[0] == pytest.approx(0.05) and rates[1] == pytest.approx(0.1)
     assert rates[-1] == pytest.approx(0.001)
     assert all(a >= b for a, b in zip(rates[1:], rates[2:]))
+
+
+def test_augmentation_moves_pixels_but_keeps_shape_and_range(mnist):
+    import numpy as np
+
+    from mnist_cnn.train import augmenter, to_input
+
+    x = to_input(mnist[0][0][:64])
+    moved = np.asarray(augmenter(seed=0)(x, training=True))
+    assert moved.shape == x.shape
+    assert moved.min() >= -1e-6 and moved.max() <= 1 + 1e-6
+    changed = np.abs(moved - x).reshape(64, -1).max(axis=1) > 0.1
+    assert changed.mean() > 0.9  # nearly every image is shifted or rotated
