@@ -1,0 +1,121 @@
+"""Feature maps: what every layer of the trained CNN produces for a batch of images.
+
+One multi-output sub-model over the chosen layers shares the trained weights, so a single
+forward pass yields the maps of all layers at once. It runs in large batches inside a
+`tf.function` (one trace for any batch size), which keeps all 10,000 test images through every
+conv/pool layer and `dense_1` within a few seconds on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from mnist_cnn.errors import UserError
+from mnist_cnn.model import LAYER_NAMES, MAP_LAYERS, sub_model
+
+# Layers an analysis reads: the map-producing conv/pool layers and the hidden dense layer.
+FEATURE_LAYERS = (*MAP_LAYERS, "dense_1")
+
+
+class FeatureExtractor:
+    """Maps of several layers for any batch of model-ready images.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The trained network (see `mnist_cnn.model.load_trained`).
+    layers : sequence of str
+        Layer names, e.g. ("conv_1", "conv_3", "output").
+    batch_size : int
+        Images per forward pass; large batches amortise the per-call overhead.
+    """
+
+    def __init__(self, model, layers=FEATURE_LAYERS, batch_size=2000):
+        unknown = [name for name in layers if name not in LAYER_NAMES]
+        if unknown or not layers:
+            raise UserError(f"unknown layer {unknown[0] if unknown else layers!r}; "
+                            f"choose from {', '.join(LAYER_NAMES)}")
+        self.layers = tuple(layers)
+        self.batch_size = int(batch_size)
+        self.model = sub_model(model, list(self.layers))
+        # One trace for every batch size: the batch dimension is left unknown.
+        self._forward = tf.function(
+            lambda x: self.model(x, training=False),
+            input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)])
+
+    def __call__(self, x) -> dict:
+        """Run the images through the sub-model.
+
+        Parameters
+        ----------
+        x : float32 array (N, 28, 28, 1) in [0, 1]
+
+        Returns
+        -------
+        dict
+            {layer name: float32 array (N, *layer output shape)}, in the order of `layers`.
+        """
+        x = np.asarray(x, dtype=np.float32)
+        n = len(x)
+        out = {}
+        for start in range(0, max(n, 1), self.batch_size):
+            batch = self._forward(tf.constant(x[start:start + self.batch_size]))
+            batch = batch if isinstance(batch, (list, tuple)) else [batch]
+            for name, value in zip(self.layers, batch):
+                value = value.numpy()
+                if name not in out:  # allocate once: concatenating would copy everything again
+                    out[name] = np.empty((n, *value.shape[1:]), dtype=np.float32)
+                out[name][start:start + len(value)] = value
+        return out
+
+
+def feature_maps(model, x, layers=FEATURE_LAYERS, batch_size=2000) -> dict:
+    """{layer name: activations (N, ...)} of `layers` for the images `x` (one-off use).
+
+    Parameters
+    ----------
+    model : keras.Model
+    x : float32 array (N, 28, 28, 1) in [0, 1]
+    layers : sequence of str
+    batch_size : int
+
+    Returns
+    -------
+    dict of float32 arrays, one per layer.
+    """
+    return FeatureExtractor(model, layers, batch_size)(x)
+
+
+def head_model(model, start="conv_3"):
+    """The rest of the network after layer `start`: a model from its output to the softmax.
+
+    Used by the ablation: zero some `conv_3` maps, then finish the forward pass. Shares the
+    trained layers (and weights) with `model`.
+
+    Parameters
+    ----------
+    model : keras.Model
+    start : str
+        A layer of `model`; the head takes that layer's output shape as input.
+
+    Returns
+    -------
+    keras.Model
+        From `start`'s output (batch, *shape) to class probabilities (batch, 10).
+    """
+    import keras
+
+    names = list(LAYER_NAMES)
+    inputs = keras.Input(shape=tuple(model.get_layer(start).output.shape[1:]), name=f"{start}_maps")
+    x = inputs
+    for name in names[names.index(start) + 1:]:
+        x = model.get_layer(name)(x)
+    return keras.Model(inputs, x, name=f"head_after_{start}")
+
+
+def zero_maps(maps: np.ndarray, indices) -> np.ndarray:
+    """A copy of `maps` (N, H, W, C) with the channels `indices` set to zero (the ablation)."""
+    ablated = np.array(maps, dtype=np.float32, copy=True)
+    ablated[..., list(indices)] = 0.0
+    return ablated
