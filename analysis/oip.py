@@ -157,13 +157,22 @@ def is_relu_layer(layer: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 # Objectives: functions of the layer output (N, ...) -> (N, C), one value per item and map.
 # The loop picks each item's own map with a one-hot mask; data_maximum reads all C at once.
+# An optional `revive` attribute says what to climb on the pre-activation while the objective
+# is zero (default: the objective itself).
 
 def map_mean(border: int = 0):
-    """Mean of every map over its positions, `border` edge positions left out."""
+    """Mean of every map over its positions, `border` edge positions left out.
+
+    Its `revive` (used while a map is zero everywhere) is the largest pre-activation in the
+    same region: the map turns positive as soon as that one position does.
+    """
+    def crop(t):
+        return t[:, border:-border, border:-border, :] if border else t
+
     def objective(t):
-        if border:
-            t = t[:, border:-border, border:-border, :]
-        return tf.reduce_mean(t, axis=[1, 2])
+        return tf.reduce_mean(crop(t), axis=[1, 2])
+
+    objective.revive = lambda t: tf.reduce_max(crop(t), axis=[1, 2])
     return objective
 
 
@@ -339,11 +348,14 @@ class Ascent:
         images = image_of(params, c.param)
         seen = _shift(images, offset, c.jitter) if c.jitter else images
         pre = tf.cast(self.loop_cut(seen[..., None], training=False), tf.float32)
-        goal = select(self.objective(pre), onehot)
         if self.relu:
+            revive = getattr(self.objective, "revive", self.objective)
+            goal = select(revive(pre), onehot)
             active = select(self.objective(tf.nn.relu(pre)), onehot)
             # where() passes gradient only through the chosen branch, item by item
             goal = tf.where(active > 0, active, goal)
+        else:
+            goal = select(self.objective(pre), onehot)
         if c.tv:
             goal -= c.tv * total_variation(images)
         if c.l2:
@@ -771,8 +783,8 @@ def report_section(ctx):
     figures = [ctx.figure(
         "oip_conv_3_top",
         plot_oips(r["images"], maps, r["activation"], "conv_3", r["data_max"], labels,
-                  title=f"OIPs of the {REPORT_MAPS} conv_3 maps most active on {d} (top row) and "
-                        f"on {c} (bottom row) relative to each other"),
+                  title=f"OIPs of the {REPORT_MAPS} conv_3 maps that most prefer {d} over {c} "
+                        f"(top row) and {c} over {d} (bottom row)"),
         f"Input patterns (OIPs) that maximise the mean activation of the conv_3 maps that best "
         f"prefer {d} over {c} (top row, highest AUC) and {c} over {d} (bottom row, lowest AUC); "
         "200 normalised gradient steps from multi-scale noise. Tile label: map index, the OIP's "

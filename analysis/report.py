@@ -378,9 +378,16 @@ def ablation_section(ctx: Context) -> Section:
     return Section("ablation", "Ablation: do the ranked maps matter?", text, [fig], [table], result)
 
 
+def oip_section(ctx: Context) -> Section:
+    """OIPs of the top-ranked conv_3 maps, class images and pattern carving (analysis/oip.py)."""
+    from analysis.oip import report_section
+
+    return report_section(ctx)
+
+
 # The report, in page order. Append a section function here to add it (see the module docstring).
 SECTIONS = [confusion_section, activation_section, samples_section, kernels_section,
-            comparison_section, probe_section, ablation_section]
+            comparison_section, probe_section, ablation_section, oip_section]
 
 
 # Building the report -------------------------------------------------------------------------
