@@ -687,7 +687,7 @@ def run_oip_command(args) -> int:
 
     model = load_trained(args.model)
     _, (x_test, _) = load_mnist(args.data or None)
-    config = replace(OIPConfig(), steps=args.steps)
+    config = replace(OIPConfig(), steps=args.steps, precision=getattr(args, "precision", "auto"))
     result = compute_oips(model, args.layer, args.maps, config, args.seed, to_input(x_test))
     out = Path(args.out)
     save_npz(out / f"{args.layer}.npz", images=result["images"], maps=result["maps"],

@@ -203,6 +203,9 @@ def add_oip(sub):
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the start images (default 0)")
     p.add_argument("--maps", type=int_list, default=None, help="map indices, e.g. 0,5,17 (default all)")
     p.add_argument("--out", default="reports/oip", metavar="DIR", help="output folder")
+    p.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16"],
+                   help="arithmetic of the gradient steps (default auto: bfloat16 where the CPU "
+                        "has it; activations are always measured in float32)")
     p.add_argument("--check-only", action="store_true", help="check the arguments and stop")
     _model_option(p)
     p.set_defaults(run=run_oip, check=check_oip)

@@ -142,6 +142,7 @@ PROBE = ("import sys; from mnist_cnn.cli import main; rc = main(sys.argv[1:]); "
     (["--layer", "conv_3", "--steps", "ten"], "--steps: expected an integer, got 'ten'"),
     (["--layer", "conv_3", "--maps", "a,b"], "--maps: expected comma-separated integers"),
     (["--layer", "conv_3", "--seed", "x"], "--seed: expected an integer, got 'x'"),
+    (["--layer", "conv_3", "--precision", "f16"], "--precision: invalid choice: 'f16'"),
     (["--layer", "conv_3", "--model", "/nonexistent.keras"], "no model at /nonexistent.keras"),
 ])
 def test_bad_input_is_one_line_before_tensorflow(args, expected):
