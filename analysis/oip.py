@@ -745,6 +745,15 @@ def bench_oip(args) -> dict:
         layer_seconds[layer] = round(min(times), 2)
         print(f"[bench] {layer}: {len(maps)} maps x {config.steps} steps in {min(times):.2f} s "
               f"(runs: {', '.join(f'{t:.2f}' for t in times)})")
+    if out["precision"] != "float32":  # what the bfloat16 default saves
+        ascent = Ascent(model, "conv_3", config=replace(config, precision="float32"))
+        maps = np.arange(ascent.channels)
+        start = start_images(maps, 0, config.start_mean, config.start_std)
+        ascent.run(start, maps, verbose=0)
+        t = time.perf_counter()
+        ascent.run(start, maps, verbose=0)
+        out["conv_3_float32_seconds"] = round(time.perf_counter() - t, 2)
+        print(f"[bench] conv_3 in float32 instead: {out['conv_3_float32_seconds']:.2f} s")
     out["seconds_per_layer"] = layer_seconds
     out["conv_3_seconds"] = layer_seconds["conv_3"]
     out["all_conv_seconds"] = round(sum(layer_seconds.values()), 2)
