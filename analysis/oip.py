@@ -121,7 +121,7 @@ def pre_activation_model(model, layer: str) -> keras.Model:
     x = _linear_copy(model.get_layer(active))(x)
     if layer != active:  # a pool after the conv: max-pooling commutes with ReLU
         x = model.get_layer(layer)(x)
-    return keras.Model(model.inputs, x, name=f"cut_{layer}_pre")
+    return keras.Model(model.inputs[0], x, name=f"cut_{layer}_pre")  # one tensor in, not a list
 
 
 def _with_policy(model, policy: str):
@@ -595,8 +595,7 @@ def plot_oips(images, maps, activation, layer: str, data_max=None, labels=None, 
         canvas[r * (tile + gap) + gap:(r + 1) * (tile + gap), q * (tile + 1):q * (tile + 1) + tile] = img
     scale = 0.95 if cols <= 8 else 0.72
     fig, ax = plt.subplots(figsize=(cols * scale + 0.4, rows * scale * (tile + gap) / tile + 0.5))
-    cmap = plt.get_cmap("gray_r").copy()
-    cmap.set_bad("white")
+    cmap = plt.get_cmap("gray_r").with_extremes(bad="white")  # white gaps between tiles
     ax.imshow(canvas, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
     size = 6.5 if cols <= 8 else 5
     for i in range(n):

@@ -34,7 +34,7 @@ def test_cut_model_is_the_pre_activation(tiny_model, x_test, layer):
     if layer == "output":  # the logits: softmax of them is the model's output
         np.testing.assert_allclose(tf.nn.softmax(pre).numpy(), tiny_model(x), atol=1e-5)
     else:
-        np.testing.assert_allclose(np.maximum(pre, 0), sub_model(tiny_model, [layer])(x),
+        np.testing.assert_allclose(np.maximum(pre, 0), sub_model(tiny_model, [layer])([x]),
                                    atol=1e-5)
         assert (pre < 0).any()  # the cut really ends before the ReLU
 
@@ -96,7 +96,7 @@ def test_data_maximum_matches_feature_maps(tiny_model, x_test):
 
     maps = np.array([0, 9, 33])
     got = data_maximum(Ascent(tiny_model, "conv_2"), x_test[:500], maps, batch_size=128)
-    expected = np.asarray(sub_model(tiny_model, ["conv_2"])(x_test[:500])).mean(axis=(1, 2)).max(0)
+    expected = np.asarray(sub_model(tiny_model, ["conv_2"])([x_test[:500]])).mean(axis=(1, 2)).max(0)
     np.testing.assert_allclose(got, expected[maps], rtol=1e-4)
 
 
