@@ -152,3 +152,16 @@ def test_bad_input_is_one_line_before_tensorflow(args, expected):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], result.stderr
     assert result.stdout.strip() in ("", "False")
+
+
+def test_position_and_centre_objectives(tiny_model):
+    from analysis.oip import Ascent, OIPConfig, map_mean, map_position, start_images
+
+    maps = np.array([2, 30])
+    start = start_images(maps, seed=3)
+    config = OIPConfig(steps=20, chunk=20, **F32)
+    for objective in (map_position(5, 5), map_mean(border=2)):
+        ascent = Ascent(tiny_model, "conv_2", objective=objective, config=config)
+        before = ascent.measure(start, maps)
+        _, after = ascent.run(start, maps, verbose=0)
+        assert (after > before).all() and (after > 0).all()
