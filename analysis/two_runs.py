@@ -1,0 +1,279 @@
+"""Experiment two-runs: do two independent trainings learn the same filters, in the same order?
+
+The series' CNN is trained twice with the project's recipe (SGD + momentum, cosine schedule, L2,
+mixed_bfloat16), briefly (EPOCHS epochs on the first TRAIN_LIMIT training images), with seeds
+`seed` and `seed + 1`. The filters of run A are then matched one-to-one to those of run B with
+the Hungarian algorithm (`scipy.optimize.linear_sum_assignment`, maximising the summed Pearson r):
+
+* conv_1 on kernel correlation (the 3x3 weights) and on activation correlation (the 26x26 maps
+  over ACT_IMAGES_CONV1 test images, every position a sample);
+* conv_3 on activation correlation (3x3 maps over all test images).
+
+Chance level: the same matching of run A's trained filters against run B *at initialisation*
+(Glorot noise), so "high" can be read against what 32 or 128 candidates give by luck. Also
+written: run A's conv_1 kernels before/after training and weight histograms at initialisation
+(Glorot uniform) and after.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from analysis.filters import (activations_as_columns, correlation_matrix, draw_kernels,
+                              kernels_as_columns, match_filters)
+
+EPOCHS = 3
+TRAIN_LIMIT = 20000
+ACT_IMAGES_CONV1 = 1000
+NEAR_IDENTICAL = 0.9
+
+
+def train_run(seed, epochs=EPOCHS, train_limit=TRAIN_LIMIT, data=None):
+    """Train the series' CNN briefly with the project's recipe, keeping the initial weights.
+
+    Returns
+    -------
+    dict
+        init and trained (lists of float32 weight arrays, Keras order), seconds, test_accuracy.
+    """
+    import keras
+
+    from mnist_cnn.config import TrainConfig
+    from mnist_cnn.model import build_model
+    from mnist_cnn.train import lr_schedule, seed_everything, split, training_dataset
+
+    config = TrainConfig(epochs=epochs, train_limit=train_limit, warmup_epochs=0, seed=seed,
+                         data=data or "")
+    seed_everything(seed)
+    (x_fit, y_fit), _, (x_test, y_test) = split(config)
+    model = build_model(l2=config.l2, dtype_policy=config.precision)
+    init = [w.astype("float32") for w in model.get_weights()]
+    model.compile(optimizer=keras.optimizers.SGD(config.lr, momentum=config.momentum),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    started = time.perf_counter()
+    model.fit(training_dataset(x_fit, y_fit, config), epochs=epochs, verbose=0,
+              callbacks=[keras.callbacks.LearningRateScheduler(lr_schedule(config))])
+    seconds = time.perf_counter() - started
+    _, accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
+    return {"init": init, "trained": [w.astype("float32") for w in model.get_weights()],
+            "seconds": seconds, "test_accuracy": float(accuracy), "train_images": len(x_fit)}
+
+
+def float32_model(weights):
+    """The architecture in float32 holding `weights` (for exact activations)."""
+    from mnist_cnn.model import build_model
+
+    model = build_model(dtype_policy="float32")
+    model.set_weights(weights)
+    return model
+
+
+def layer_maps(weights, images, layers=("conv_1", "conv_3"), batch_size=500):
+    """Feature maps of `layers` for `images` (N, 28, 28, 1) under the given weights."""
+    from mnist_cnn.model import sub_model
+
+    maps = sub_model(float32_model(weights), list(layers)).predict(images, batch_size=batch_size, verbose=0)
+    return maps[0] if len(layers) == 1 else maps
+
+
+def conv_kernel(weights, layer="conv_1"):
+    """The kernel of a conv layer from a weight list in Keras order (conv_1: 0, conv_2: 2, conv_3: 4)."""
+    return weights[{"conv_1": 0, "conv_2": 2, "conv_3": 4}[layer]]
+
+
+def matching_stats(corr, threshold=NEAR_IDENTICAL):
+    """Hungarian matching of a correlation matrix and numbers that describe it.
+
+    Returns
+    -------
+    dict
+        perm, matched (arrays) and plain numbers: mean/median/min/max/quantiles of the matched r,
+        near_identical (pairs with r >= threshold), fixed_points (filters matched to the same index;
+        a random order has 1 on average), mean_displacement (mean |i - perm[i]|; random about p/3).
+    """
+    perm, matched = match_filters(corr)
+    p = len(perm)
+    return {
+        "perm": perm, "matched": matched,
+        "mean": round(float(matched.mean()), 4), "median": round(float(np.median(matched)), 4),
+        "min": round(float(matched.min()), 4), "max": round(float(matched.max()), 4),
+        "q10": round(float(np.quantile(matched, 0.1)), 4), "q90": round(float(np.quantile(matched, 0.9)), 4),
+        "near_identical": int((matched >= threshold).sum()), "filters": p,
+        "fixed_points": int((perm == np.arange(p)).sum()),
+        "mean_displacement": round(float(np.abs(perm - np.arange(p)).mean()), 2),
+        "random_order_mean_displacement": round((p * p - 1) / (3 * p), 2),
+    }
+
+
+def compare_runs(run_a, run_b, x_test, conv1_images=ACT_IMAGES_CONV1):
+    """All matchings of the experiment (trained A vs trained B, and vs B at initialisation).
+
+    Returns
+    -------
+    dict name -> matching_stats, for conv1_kernels, conv1_activations, conv3_activations and the
+    same three with suffix _chance; activation matchings also count dead maps (they correlate 0).
+    """
+    def maps(weights):  # conv_1 maps are 26x26x32 floats per image: only the first images
+        return layer_maps(weights, x_test[:conv1_images], ["conv_1"]), layer_maps(weights, x_test, ["conv_3"])
+
+    out = {}
+    conv1_a, conv3_a = maps(run_a["trained"])
+    for tag, weights_b in (("", run_b["trained"]), ("_chance", run_b["init"])):
+        conv1_b, conv3_b = maps(weights_b)
+        ka, kb = kernels_as_columns(conv_kernel(run_a["trained"])), kernels_as_columns(conv_kernel(weights_b))
+        out["conv1_kernels" + tag] = matching_stats(correlation_matrix(ka, kb))
+        out["conv1_activations" + tag] = matching_stats(correlation_matrix(
+            activations_as_columns(conv1_a), activations_as_columns(conv1_b)))
+        out["conv3_activations" + tag] = matching_stats(correlation_matrix(
+            activations_as_columns(conv3_a), activations_as_columns(conv3_b)))
+        for name, a, b in (("conv1_activations", conv1_a, conv1_b), ("conv3_activations", conv3_a, conv3_b)):
+            out[name + tag].update(dead_maps_a=dead_maps(a), dead_maps_b=dead_maps(b))
+    return out
+
+
+def dead_maps(maps):
+    """How many maps are zero on every image and position (ReLU units that never fire)."""
+    return int((activations_as_columns(maps).max(axis=0) <= 0).sum())
+
+
+def _grid(fig, spec, kernels, titles, cols=8):
+    axes = spec.subgridspec(int(np.ceil(len(kernels) / cols)), cols, wspace=0.1, hspace=0.45).subplots()
+    draw_kernels(axes.ravel(), kernels, titles)
+    for ax in axes.ravel()[len(kernels):]:
+        ax.axis("off")
+    return axes
+
+
+def plot_matched_kernels(kernels_a, kernels_b, perm, matched, title):
+    """Run A's conv_1 kernels (left, sorted by matched r) beside their Hungarian partners in run B."""
+    import matplotlib.pyplot as plt
+
+    order = np.argsort(-matched)
+    fig = plt.figure(figsize=(14, 4.6))
+    left, right = fig.add_gridspec(1, 2, wspace=0.08)
+    _grid(fig, left, kernels_a[order], [f"A{i}" for i in order])
+    _grid(fig, right, kernels_b[perm[order]], [f"B{perm[i]} r={matched[i]:.2f}" for i in order])
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_matched_correlations(results):
+    """Histograms of matched r for each matching, trained B (bars) vs B at initialisation (line)."""
+    import matplotlib.pyplot as plt
+
+    names = ("conv1_kernels", "conv1_activations", "conv3_activations")
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    bins = np.linspace(-0.2, 1, 25)
+    for ax, name in zip(axes, names):
+        ax.hist(results[name]["matched"], bins=bins, alpha=0.8, label="A vs B trained")
+        ax.hist(results[name + "_chance"]["matched"], bins=bins, histtype="step", lw=2, color="k",
+                label="A vs B at init (chance)")
+        ax.axvline(NEAR_IDENTICAL, color="r", ls="--", lw=1)
+        r = results[name]
+        ax.set(title=f"{name.replace('_', ' ')}: {r['near_identical']}/{r['filters']} r>={NEAR_IDENTICAL}",
+               xlabel="matched Pearson r", ylabel="filters")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_before_after(init_kernels, trained_kernels):
+    """Run A's 32 conv_1 kernels at initialisation (left) and trained (right)."""
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(14, 4.2))
+    left, right = fig.add_gridspec(1, 2, wspace=0.08)
+    _grid(fig, left, init_kernels, [f"{i} init" for i in range(len(init_kernels))])
+    _grid(fig, right, trained_kernels, [f"{i} trained" for i in range(len(trained_kernels))])
+    fig.suptitle("conv_1 kernels of run A: Glorot-uniform initialisation (left), after training (right)", fontsize=10)
+    return fig
+
+
+def glorot_limit(kernel):
+    """Bound of Keras' Glorot-uniform initialiser for a conv kernel (kh, kw, c_in, c_out)."""
+    receptive = kernel.shape[0] * kernel.shape[1]
+    return float(np.sqrt(6 / (receptive * kernel.shape[2] + receptive * kernel.shape[3])))
+
+
+def plot_weight_histograms(init, trained):
+    """Weights of conv_1, conv_2, conv_3 at initialisation and after training, Glorot bound dashed."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    for ax, layer in zip(axes, ("conv_1", "conv_2", "conv_3")):
+        w0, w1 = conv_kernel(init, layer), conv_kernel(trained, layer)
+        lim = glorot_limit(w0)
+        span = max(np.abs(w1).max(), lim) * 1.05
+        bins = np.linspace(-span, span, 60)
+        ax.hist(w0.ravel(), bins=bins, density=True, alpha=0.6, label="initialisation")
+        ax.hist(w1.ravel(), bins=bins, density=True, alpha=0.6, label="trained")
+        for x in (-lim, lim):
+            ax.axvline(x, color="k", ls="--", lw=0.8)
+        ax.set(title=f"{layer} ({w0.size:,} weights; Glorot bound ±{lim:.3f})", xlabel="weight", ylabel="density")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _kernels_2d(kernel):
+    """conv_1 kernel (3, 3, 1, 32) -> (32, 3, 3)."""
+    return kernel[:, :, 0, :].transpose(2, 0, 1)
+
+
+def run(out, seed=0, data=None, epochs=EPOCHS, train_limit=TRAIN_LIMIT):
+    """Train two runs, compare their filters, write figures, numbers and summary.json into `out`.
+
+    Returns
+    -------
+    dict
+        The summary.
+    """
+    from mnist_cnn.data import load_mnist
+    from mnist_cnn.fileio import save_figure, save_npz, write_json
+    from mnist_cnn.train import to_input
+
+    run_a = train_run(seed, epochs, train_limit, data)
+    run_b = train_run(seed + 1, epochs, train_limit, data)
+    _, (x_test, _) = load_mnist(data)
+    results = compare_runs(run_a, run_b, to_input(x_test))
+
+    ka, kb = _kernels_2d(conv_kernel(run_a["trained"])), _kernels_2d(conv_kernel(run_b["trained"]))
+    for basis in ("kernels", "activations"):
+        r = results[f"conv1_{basis}"]
+        save_figure(plot_matched_kernels(ka, kb, r["perm"], r["matched"],
+                                         f"conv_1 of run A (left) and its Hungarian partner in run B (right), "
+                                         f"matched on {basis[:-1]} correlation"),
+                    out / f"matched_conv1_{basis}.png")
+    save_figure(plot_matched_correlations(results), out / "matched_correlations.png")
+    save_figure(plot_before_after(_kernels_2d(conv_kernel(run_a["init"])), ka), out / "conv1_before_after.png")
+    save_figure(plot_weight_histograms(run_a["init"], run_a["trained"]), out / "weight_histograms.png")
+    arrays = {f"{name}_{key}": r[key] for name, r in results.items() for key in ("perm", "matched")}
+    save_npz(out / "two_runs.npz", conv1_a_init=conv_kernel(run_a["init"]), conv1_a=conv_kernel(run_a["trained"]),
+             conv1_b=conv_kernel(run_b["trained"]), conv3_a=conv_kernel(run_a["trained"], "conv_3"),
+             conv3_b=conv_kernel(run_b["trained"], "conv_3"), **arrays)
+    summary = {
+        "experiment": "two-runs", "seeds": [seed, seed + 1], "epochs": epochs,
+        "train_images": run_a["train_images"], "recipe": "TrainConfig defaults (SGD 0.05, momentum 0.9, "
+        "cosine schedule, L2 5e-4, mixed_bfloat16), no warm-up",
+        "training_seconds": [round(run_a["seconds"], 1), round(run_b["seconds"], 1)],
+        "test_accuracy": [round(run_a["test_accuracy"], 4), round(run_b["test_accuracy"], 4)],
+        "conv1_activation_images": ACT_IMAGES_CONV1, "conv3_activation_images": len(x_test),
+        "near_identical_threshold": NEAR_IDENTICAL,
+        "matchings": {name: {k: v for k, v in r.items() if k not in ("perm", "matched")}
+                      for name, r in results.items()},
+        "conv1_kernel_vs_activation_matching_agree": int(
+            (results["conv1_kernels"]["perm"] == results["conv1_activations"]["perm"]).sum()),
+    }
+    write_json(out / "summary.json", summary)
+    m = summary["matchings"]
+    print(f"[two-runs] trained twice ({epochs} epochs on {run_a['train_images']} images: "
+          f"{run_a['seconds']:.0f} s + {run_b['seconds']:.0f} s; test accuracy "
+          f"{run_a['test_accuracy']:.2%}, {run_b['test_accuracy']:.2%})")
+    for name in ("conv1_kernels", "conv1_activations", "conv3_activations"):
+        r, c = m[name], m[name + "_chance"]
+        print(f"[two-runs] {name}: matched r mean {r['mean']:.2f} (chance {c['mean']:.2f}), "
+              f"{r['near_identical']}/{r['filters']} with r >= {NEAR_IDENTICAL}, "
+              f"{r['fixed_points']} in the same position")
+    return summary
