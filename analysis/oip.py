@@ -7,13 +7,13 @@ Gradient ascent on the input, shaped like Lucid's optvis for a 28x28 network:
 * **parameterisations** - how free parameters become an image in [0, 1] (`clip`, `sigmoid`,
   `fourier`, a 1/f-scaled spectrum behind a sigmoid);
 * **transforms and regularisers** - jitter by a pixel or two, total variation, L2;
-* **one optimisation loop** (`ascend`) compiled with `tf.function`: all maps of a layer are
-  optimised at once, one image per map, with per-image normalised gradient steps.
+* **one optimisation loop** (`Ascent`, its steps compiled with `tf.function`): all maps of a
+  layer are optimised at once, one image per map, with per-image normalised gradient steps.
 
 The network is cut at the target layer (`conv_1` OIPs never run `conv_3`) and the cut ends at
 the layer's *pre-activation*. A map whose ReLU output is zero everywhere has no gradient, so
 each image follows its pre-activation until the map turns positive and its activation from then
-on; that is what gets every live `conv_3` map off zero. Start images are random fluctuations on
+on; on the default model that gets every `conv_3` map that is live on the test set off zero. Start images are random fluctuations on
 several length scales (wavelengths 28, 14, 7 and 4 px, as in the series) drawn from
 `(seed, map)`, so the OIP of map i does not depend on which other maps share its batch.
 
