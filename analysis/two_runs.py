@@ -1,7 +1,7 @@
 """Experiment two-runs: do two independent trainings learn the same filters, in the same order?
 
 The series' CNN is trained twice with the project's recipe (SGD + momentum, cosine schedule, L2,
-mixed_bfloat16), briefly (EPOCHS epochs on the first TRAIN_LIMIT training images), with seeds
+mixed_bfloat16), briefly (EPOCHS epochs on the 50,000 non-validation training images), with seeds
 `seed` and `seed + 1`. The filters of run A are then matched one-to-one to those of run B with
 the Hungarian algorithm (`scipy.optimize.linear_sum_assignment`, maximising the summed Pearson r):
 
@@ -24,8 +24,8 @@ import numpy as np
 from analysis.filters import (activations_as_columns, correlation_matrix, draw_kernels,
                               kernels_as_columns, match_filters)
 
-EPOCHS = 3
-TRAIN_LIMIT = 20000
+EPOCHS = 4
+TRAIN_LIMIT = 0  # all 50,000 training images (the last 10,000 are validation)
 ACT_IMAGES_CONV1 = 1000
 NEAR_IDENTICAL = 0.9
 
