@@ -68,9 +68,7 @@ def _mosaic_aspect(shape) -> float:
 
 
 def _cmap(name):
-    cmap = plt.get_cmap(name).copy()
-    cmap.set_bad("white")  # the NaN gaps between tiles
-    return cmap
+    return plt.get_cmap(name).with_extremes(bad="white")  # white: the NaN gaps between tiles
 
 
 def _draw_maps(ax, maps, norm, cmap, labels=True, fontsize=None):

@@ -1,0 +1,177 @@
+"""The analyze report: files match summary.json, the page is self-contained, bad input fails
+cleanly (one line, exit status 2, no traceback, `reports/` untouched)."""
+
+import json
+import re
+import subprocess
+import sys
+from argparse import Namespace
+
+import numpy as np
+import pytest
+
+PROBE = ("import sys; from mnist_cnn.cli import main; rc = main(sys.argv[1:]); "
+         "print('tensorflow' in sys.modules); sys.exit(rc)")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, tiny_model, tiny_model_path, mnist):
+    """A full report on the first 2000 test images (all sections, two layers drawn)."""
+    from analysis.report import build_report
+
+    _, (x_test, y_test) = mnist
+    out = tmp_path_factory.mktemp("report")
+    summary = build_report(tiny_model, tiny_model_path, (x_test[:2000], y_test[:2000]), 4, out,
+                           samples=2, layers=("conv_1", "conv_3"))
+    return out, summary
+
+
+def test_folder_holds_exactly_what_summary_lists(report):
+    out, summary = report
+    on_disk = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert on_disk == sorted(summary["files"])
+    assert json.loads((out / "summary.json").read_text())["files"] == summary["files"]
+    for png in (f for f in summary["files"] if f.endswith(".png")):
+        assert png[:-4] + ".npz" in summary["files"], f"{png} has no numbers beside it"
+    for name in ("activations_conv_1.png", "activations_conv_3.png", "samples_conv_3.png",
+                 "kernels_conv_1.png", "class_means_conv_3.png", "confusion_matrix.png",
+                 "misclassified_4.png", "ablation_conv_3.png", "ranking_conv_3.csv"):
+        assert name in summary["files"]
+    assert "activations_pool_1.png" not in summary["files"]  # only the chosen layers are drawn
+
+
+def test_summary_has_the_key_numbers(report, tiny_model_path):
+    from analysis.compare import most_confused_with
+    from mnist_cnn.fileio import sha256_file
+
+    out, s = report
+    assert s["model"]["sha256"] == sha256_file(tiny_model_path)
+    assert 0.8 < s["test_accuracy"] <= 1 and s["digit"] == 4
+    cm = np.load(out / "confusion_matrix.npz")["confusion_matrix"]
+    assert s["contrast"] == most_confused_with(cm, 4) and s["contrast_source"] == "most confused"
+    assert len(s["top_maps"]) == 16 and s["top_maps"][0]["rank"] == 1
+    assert 0.5 < s["probe"]["all_features"] <= 1
+    assert [r["k"] for r in s["ablation"]["rows"]][:5] == [1, 2, 4, 8, 16]
+    # The ranking in the CSV, the npz and summary.json agree.
+    npz = np.load(out / "class_statistics.npz")
+    assert int(npz["conv_3_ranking"][0]) == s["top_maps"][0]["map"]
+    first_csv_row = (out / "ranking_conv_3.csv").read_text().splitlines()[1].split(",")
+    assert int(first_csv_row[1]) == s["top_maps"][0]["map"]
+
+
+def test_page_is_self_contained(report):
+    out, summary = report
+    page = (out / "index.html").read_text()
+    links = re.findall(r'(?:src|href)="([^"#]+)"', page) + re.findall(r"href='([^'#]+)'", page)
+    assert links and all(not re.match(r"[a-z]+:", link) and (out / link).is_file() for link in links)
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert len(images) == len([f for f in summary["files"] if f.endswith(".png")])
+    assert page.count("<figcaption>") == len(images)
+    assert "<script" not in page and "http" not in page
+
+
+def test_given_contrast_is_used(tiny_model, tiny_model_path, mnist, tmp_path):
+    from analysis.report import build_report, confusion_section
+
+    _, (x_test, y_test) = mnist
+    s = build_report(tiny_model, tiny_model_path, (x_test[:500], y_test[:500]), 3, tmp_path,
+                     contrast=8, sections=[confusion_section])
+    assert s["contrast"] == 8 and s["contrast_source"] == "given"
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["analyze"], "the following arguments are required: --digit"),
+    (["analyze", "--digit", "four"], "--digit: expected an integer, got 'four'"),
+    (["analyze", "--digit", "12"], "--digit: must be a digit 0-9, got '12'"),
+    (["analyze", "--digit", ""], "--digit: must be a digit 0-9"),
+    (["analyze", "--digit", "4", "--contrast", "4"], "--contrast must differ from --digit"),
+    (["analyze", "--digit", "4", "--contrast", "x"], "--contrast: expected an integer, got 'x'"),
+    (["analyze", "--digit", "4", "--contrast", "10"], "--contrast: must be a digit 0-9"),
+    (["analyze", "--digit", "4", "--layers", "conv_1,conv9"], "unknown layer 'conv9'"),
+    (["analyze", "--digit", "4", "--cmap", "nocmap"], "unknown colormap 'nocmap'"),
+    (["analyze", "--digit", "4", "--model", "/nonexistent/m.keras"], "no model at"),
+])
+def test_bad_arguments_fail_before_tensorflow(args, expected, tmp_path):
+    out = tmp_path / "reports" / "digit-4"
+    result = run_cli(*args, "--out", str(out))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+    assert result.stdout.strip() in ("", "False")  # TensorFlow was never imported
+    assert not (tmp_path / "reports").exists()
+
+
+def test_make_checks_digit_before_training(tmp_path):
+    """A typo in DIGIT must fail at once, never start the default training."""
+    result = subprocess.run(["make", "--no-print-directory", "analyze", "DIGIT=44",
+                             "MODEL=models/mnist_cnn.keras"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode != 0
+    assert "--digit: must be a digit 0-9, got '44'" in result.stderr
+    assert "train" not in result.stdout
+
+
+def _main(args, capsys):
+    from mnist_cnn.cli import main
+
+    rc = main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    return rc, err
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "foreign"])
+def test_bad_model_files(kind, tmp_path, capsys):
+    import keras
+
+    path = tmp_path / "model.keras"
+    if kind == "corrupt":
+        path.write_bytes(b"this is not a keras archive")
+    else:
+        inputs = keras.Input((28, 28, 1))
+        keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs))).save(path)
+    out = tmp_path / "reports" / "digit-4"
+    rc, err = _main(["analyze", "--digit", "4", "--model", str(path), "--out", str(out)], capsys)
+    assert rc == 2 and len(err) == 1
+    assert ("cannot load model" if kind == "corrupt" else "not the mnist_cnn architecture") in err[0]
+    assert not (tmp_path / "reports").exists()
+
+
+def test_failed_run_leaves_the_old_report(tiny_model_path, tmp_path, monkeypatch, capsys):
+    """A section failing half-way: the previous report stays whole, no temporary folder left."""
+    from analysis import report
+    from mnist_cnn.errors import UserError
+
+    out = tmp_path / "reports" / "digit-4"
+    out.mkdir(parents=True)
+    (out / "index.html").write_text("old report")
+
+    def broken(ctx):
+        raise UserError("disk full (simulated)")
+
+    monkeypatch.setattr(report, "SECTIONS", [report.kernels_section, broken])
+    rc, err = _main(["analyze", "--digit", "4", "--contrast", "9", "--model",
+                     str(tiny_model_path), "--out", str(out)], capsys)
+    assert rc == 2 and err == ["mnist_cnn analyze: error: disk full (simulated)"]
+    assert [p.name for p in out.parent.iterdir()] == ["digit-4"]
+    assert [p.name for p in out.iterdir()] == ["index.html"]
+    assert (out / "index.html").read_text() == "old report"
+
+
+def test_run_analyze_cli(tiny_model_path, tmp_path, monkeypatch, capsys):
+    """The CLI entry end to end, with the report sections reduced to the cheap ones."""
+    from analysis import report
+
+    monkeypatch.setattr(report, "SECTIONS", [report.confusion_section, report.kernels_section])
+    out = tmp_path / "digit-7"
+    args = Namespace(digit=7, contrast=None, samples=1, cmap="jet", layers=["conv_1"], out=str(out),
+                     model=str(tiny_model_path), data="")
+    assert report.run_analyze(args) == 0
+    assert "wrote" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["digit"] == 7 and summary["contrast"] != 7
+    assert sorted(summary["files"]) == sorted(p.name for p in out.iterdir())
