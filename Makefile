@@ -13,7 +13,8 @@ TRAIN_ARGS   = $(call opt,EPOCHS,--epochs) $(call opt,BATCH,--batch-size) $(call
                $(call opt,PRECISION,--precision) $(call opt,TRAIN_LIMIT,--train-limit) \
                $(call opt,DATA,--data) $(if $(filter 1 yes true,$(AUGMENT)),--augment,$(if $(filter 0 no false,$(AUGMENT)),--no-augment,$(if $(AUGMENT),--augment=$(AUGMENT))))
 ANALYZE_ARGS = --digit "$(DIGIT)" $(call opt,CONTRAST,--contrast) $(call opt,SAMPLES,--samples) \
-               $(call opt,CMAP,--cmap) --model "$(MODEL)" $(call opt,DATA,--data)
+               $(call opt,CMAP,--cmap) $(call opt,LAYERS,--layers) $(call opt,OUT,--out) \
+               --model "$(MODEL)" $(call opt,DATA,--data)
 OIP_ARGS     = --layer "$(LAYER)" $(call opt,STEPS,--steps) $(call opt,SEED,--seed) \
                $(call opt,MAPS,--maps) --model "$(MODEL)" $(call opt,DATA,--data)
 
