@@ -268,7 +268,7 @@ def run_bench(args):
 
 
 def quiet_tensorflow_import():
-    """Import TensorFlow with its C++ start-up chatter (oneDNN, CUDA, CPU features) held back.
+    """Import TensorFlow and find devices with the C++ start-up chatter (oneDNN, CUDA) held back.
 
     Those lines are printed before TensorFlow's logging is set up, so TF_CPP_MIN_LOG_LEVEL does
     not reach them; stderr is captured during the import and shown only if the import fails.
@@ -281,7 +281,9 @@ def quiet_tensorflow_import():
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # device discovery logs too (cuInit on CPU machines)
         except BaseException:
             os.dup2(saved, 2)
             captured.seek(0)
