@@ -53,7 +53,7 @@ def train_run(seed, epochs=EPOCHS, train_limit=TRAIN_LIMIT, data=None):
     model.compile(optimizer=keras.optimizers.SGD(config.lr, momentum=config.momentum),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     started = time.perf_counter()
-    model.fit(training_dataset(x_fit, y_fit, config), epochs=epochs, verbose=0,
+    model.fit(training_dataset(x_fit, y_fit, config), epochs=epochs, verbose=0, shuffle=False,
               callbacks=[keras.callbacks.LearningRateScheduler(lr_schedule(config))])
     seconds = time.perf_counter() - started
     _, accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
