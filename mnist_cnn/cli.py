@@ -57,10 +57,9 @@ nonneg_int = _number(int, "non-negative")
 
 
 def digit(text):
-    value = _number(int, "non-negative")(text) if text.strip() else None
-    if value is None or value > 9:
+    if text.strip() not in tuple("0123456789"):
         raise argparse.ArgumentTypeError(f"must be a digit 0-9, got {text!r}")
-    return value
+    return int(text)
 
 
 def int_list(text):

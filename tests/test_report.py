@@ -86,11 +86,11 @@ def run_cli(*args):
 
 @pytest.mark.parametrize("args, expected", [
     (["analyze"], "the following arguments are required: --digit"),
-    (["analyze", "--digit", "four"], "--digit: expected an integer, got 'four'"),
+    (["analyze", "--digit", "four"], "--digit: must be a digit 0-9, got 'four'"),
     (["analyze", "--digit", "12"], "--digit: must be a digit 0-9, got '12'"),
     (["analyze", "--digit", ""], "--digit: must be a digit 0-9"),
     (["analyze", "--digit", "4", "--contrast", "4"], "--contrast must differ from --digit"),
-    (["analyze", "--digit", "4", "--contrast", "x"], "--contrast: expected an integer, got 'x'"),
+    (["analyze", "--digit", "4", "--contrast", "x"], "--contrast: must be a digit 0-9, got 'x'"),
     (["analyze", "--digit", "4", "--contrast", "10"], "--contrast: must be a digit 0-9"),
     (["analyze", "--digit", "4", "--layers", "conv_1,conv9"], "unknown layer 'conv9'"),
     (["analyze", "--digit", "4", "--cmap", "nocmap"], "unknown colormap 'nocmap'"),
