@@ -12,7 +12,7 @@ TRAIN_ARGS   = $(call opt,EPOCHS,--epochs) $(call opt,BATCH,--batch-size) $(call
                $(call opt,MOMENTUM,--momentum) $(call opt,L2,--l2) $(call opt,SEED,--seed) \
                $(call opt,PRECISION,--precision) $(call opt,TRAIN_LIMIT,--train-limit) \
                $(call opt,DATA,--data) $(if $(filter 1 yes true,$(AUGMENT)),--augment,$(if $(filter 0 no false,$(AUGMENT)),--no-augment,$(if $(AUGMENT),--augment=$(AUGMENT))))
-ANALYZE_ARGS = --digit "$(DIGIT)" $(call opt,CONTRAST,--contrast) $(call opt,SAMPLES,--samples) \
+ANALYZE_ARGS = $(if $(DIGIT),--digit "$(DIGIT)") $(call opt,CONTRAST,--contrast) $(call opt,SAMPLES,--samples) \
                $(call opt,CMAP,--cmap) $(call opt,LAYERS,--layers) $(call opt,OUT,--out) \
                --model "$(MODEL)" $(call opt,DATA,--data)
 OIP_ARGS     = --layer "$(LAYER)" $(call opt,STEPS,--steps) $(call opt,SEED,--seed) \
