@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from mnist_cnn.errors import UserError
-from mnist_cnn.model import LAYER_NAMES, OUTPUT_SHAPES
+from mnist_cnn.model import LAYER_NAMES, OUTPUT_SHAPES, with_weights
 
 # Layers an OIP can target, and the layer whose activation function each one ends with
 # (a max-pool of ReLUs is the ReLU of the max-pool of the pre-activations).
@@ -122,15 +122,6 @@ def pre_activation_model(model, layer: str) -> keras.Model:
     if layer != active:  # a pool after the conv: max-pooling commutes with ReLU
         x = model.get_layer(layer)(x)
     return keras.Model(model.inputs[0], x, name=f"cut_{layer}_pre")  # one tensor in, not a list
-
-
-def _with_policy(model, policy: str):
-    """A copy of the network whose hidden layers compute under `policy` (same weights)."""
-    from mnist_cnn.model import build_model
-
-    copy = build_model(dtype_policy=policy)
-    copy.set_weights(model.get_weights())
-    return copy
 
 
 def resolve_precision(precision: str) -> str:
@@ -325,7 +316,7 @@ class Ascent:
         self.cut = pre_activation_model(model, layer)
         self.precision = resolve_precision(config.precision)
         self.loop_cut = self.cut if self.precision == "float32" else pre_activation_model(
-            _with_policy(model, "mixed_bfloat16"), layer)
+            with_weights(model.get_weights(), "mixed_bfloat16"), layer)
         self.channels = self.cut.output.shape[-1]
         self.objective = objective or default_objective(layer, config.border)
         self.relu = is_relu_layer(layer)

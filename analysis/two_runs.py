@@ -41,17 +41,14 @@ def train_run(seed, epochs=EPOCHS, train_limit=TRAIN_LIMIT, data=None):
     import keras
 
     from mnist_cnn.config import TrainConfig
-    from mnist_cnn.model import build_model
-    from mnist_cnn.train import lr_schedule, seed_everything, split, training_dataset
+    from mnist_cnn.train import compiled_model, lr_schedule, seed_everything, split, training_dataset
 
     config = TrainConfig(epochs=epochs, train_limit=train_limit, warmup_epochs=0, seed=seed,
                          data=data or "")
     seed_everything(seed)
     (x_fit, y_fit), _, (x_test, y_test) = split(config)
-    model = build_model(l2=config.l2, dtype_policy=config.precision)
+    model = compiled_model(config)
     init = [w.astype("float32") for w in model.get_weights()]
-    model.compile(optimizer=keras.optimizers.SGD(config.lr, momentum=config.momentum),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     started = time.perf_counter()
     model.fit(training_dataset(x_fit, y_fit, config), epochs=epochs, verbose=0, shuffle=False,
               callbacks=[keras.callbacks.LearningRateScheduler(lr_schedule(config))])
@@ -61,20 +58,11 @@ def train_run(seed, epochs=EPOCHS, train_limit=TRAIN_LIMIT, data=None):
             "seconds": seconds, "test_accuracy": float(accuracy), "train_images": len(x_fit)}
 
 
-def float32_model(weights):
-    """The architecture in float32 holding `weights` (for exact activations)."""
-    from mnist_cnn.model import build_model
-
-    model = build_model(dtype_policy="float32")
-    model.set_weights(weights)
-    return model
-
-
 def layer_maps(weights, images, layers=("conv_1", "conv_3"), batch_size=500):
     """Feature maps of `layers` for `images` (N, 28, 28, 1) under the given weights."""
-    from mnist_cnn.model import sub_model
+    from mnist_cnn.model import sub_model, with_weights
 
-    maps = sub_model(float32_model(weights), list(layers)).predict(images, batch_size=batch_size, verbose=0)
+    maps = sub_model(with_weights(weights), list(layers)).predict(images, batch_size=batch_size, verbose=0)
     return maps[0] if len(layers) == 1 else maps
 
 

@@ -24,20 +24,17 @@ MODEL = Path("models/mnist_cnn.keras")
 
 def bench_train(args) -> dict:
     """Seconds per epoch and samples/s for float32 and mixed_bfloat16; accuracy over seeds."""
-    import keras
+    from dataclasses import replace
 
     from mnist_cnn.config import TrainConfig
-    from mnist_cnn.train import seed_everything, split, train, training_dataset
-    from mnist_cnn.model import build_model
+    from mnist_cnn.train import compiled_model, seed_everything, split, train, training_dataset
 
     out = {}
     base = TrainConfig()
     (x_fit, y_fit), _, _ = split(base)
     for precision in ("float32", "mixed_bfloat16"):
         seed_everything(0)
-        model = build_model(l2=base.l2, dtype_policy=precision)
-        model.compile(optimizer=keras.optimizers.SGD(base.lr, momentum=base.momentum),
-                      loss="sparse_categorical_crossentropy")
+        model = compiled_model(replace(base, precision=precision))
         ds = training_dataset(x_fit, y_fit, base)
         times = []
         for _ in range(3):  # the first epoch includes tracing; report the best of the rest

@@ -53,6 +53,17 @@ def build_model(l2: float = 0.0, dtype_policy: str = "float32") -> keras.Model:
     return keras.Model(inputs, outputs, name="mnist_cnn")
 
 
+def with_weights(weights, dtype_policy: str = "float32") -> keras.Model:
+    """The architecture built under `dtype_policy`, holding `weights` (a list in Keras order).
+
+    Weights are stored in float32 whatever policy trained them, so this is how a model moves
+    between mixed_bfloat16 (fast training, fast gradient ascent) and float32 (exact analysis).
+    """
+    model = build_model(dtype_policy=dtype_policy)
+    model.set_weights([w.astype("float32") for w in weights])
+    return model
+
+
 def check_architecture(model, source="model") -> None:
     """Raise UserError unless `model` has this project's layers and shapes."""
     names = [layer.name for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
@@ -88,9 +99,7 @@ def load_trained(path) -> keras.Model:
         reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
         raise UserError(f"cannot load model {path} ({reason}); retrain with `make train`") from None
     check_architecture(saved, f"model {path}")
-    model = build_model(dtype_policy="float32")
-    model.set_weights([w.astype("float32") for w in saved.get_weights()])
-    return model
+    return with_weights(saved.get_weights())
 
 
 def sub_model(model: keras.Model, layer_names) -> keras.Model:

@@ -74,6 +74,14 @@ def training_dataset(x, y, config: TrainConfig) -> tf.data.Dataset:
     return ds.prefetch(2)
 
 
+def compiled_model(config: TrainConfig) -> keras.Model:
+    """The untrained network under `config.precision`, compiled with the recipe's SGD and loss."""
+    model = build_model(l2=config.l2, dtype_policy=config.precision)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
 def run_id(config: TrainConfig) -> str:
     """Short digest of the settings that define a run (resume only into the same run)."""
     keys = {k: v for k, v in config.to_dict().items() if k not in ("out_dir", "data")}
@@ -128,9 +136,7 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> dict:
     out = Path(config.out_dir)
     (x_fit, y_fit), (x_val, y_val), (x_test, y_test) = split(config)
 
-    model = build_model(l2=config.l2, dtype_policy=config.precision)
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model = compiled_model(config)
 
     work = out / "backup" / run_id(config)
     work.mkdir(parents=True, exist_ok=True)
