@@ -28,12 +28,22 @@ help:
 	@echo "make experiments              make experiment NAME=single-image|lines|reference|two-runs"
 	@echo "make info    make bench    make test    make clean"
 
+# The stamp is written only after every requirement imports at its pinned version
+# (mnist_cnn/envcheck.py). pip records a package before all its files are in place, so a make
+# killed during pip can leave a .venv that pip calls "satisfied"; one that fails the check is
+# built afresh. PIP_ARGS passes options to pip (tests use a local wheel folder).
+PIP_INSTALL = $(PY) -m pip install --quiet $(PIP_ARGS) --upgrade pip && \
+              $(PY) -m pip install --quiet $(PIP_ARGS) -r requirements.txt
+ENVCHECK    = TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m mnist_cnn.envcheck requirements.txt 2>/dev/null
 venv: $(STAMP)
 $(STAMP): requirements.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
-	touch $@
+	@rm -f $@
+	@if test -x $(PY) && $(PIP_INSTALL) && $(ENVCHECK); then :; else \
+	  if test -e $(VENV); then echo "make: $(VENV) is incomplete; building it afresh" >&2; rm -rf $(VENV); fi; \
+	  echo "make: building $(VENV) from requirements.txt" >&2; \
+	  $(PYTHON) -m venv $(VENV) && $(PIP_INSTALL) && TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m mnist_cnn.envcheck requirements.txt; \
+	fi
+	@touch $@
 
 train: $(STAMP)
 	$(PY) -m mnist_cnn train $(TRAIN_ARGS)

@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from mnist_cnn.errors import UserError
 from mnist_cnn.model import LAYER_NAMES, OUTPUT_SHAPES, with_weights
+from mnist_cnn.precision import resolve
 
 # Layers an OIP can target, and the layer whose activation function each one ends with
 # (a max-pool of ReLUs is the ReLU of the max-pool of the pre-activations).
@@ -125,19 +126,8 @@ def pre_activation_model(model, layer: str) -> keras.Model:
 
 
 def resolve_precision(precision: str) -> str:
-    """"auto" -> "bfloat16" if the CPU computes bfloat16 natively (AMX or AVX-512 BF16)."""
-    if precision in ("float32", "bfloat16"):
-        return precision
-    if precision != "auto":
-        raise UserError(f"unknown precision {precision!r}; choose auto, float32 or bfloat16")
-    if tf.config.list_physical_devices("GPU"):
-        return "float32"
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return "float32"
-    return "bfloat16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "float32"
+    """"auto" -> "bfloat16" where bfloat16 is native (see `mnist_cnn.precision`), else "float32"."""
+    return "float32" if resolve(precision) == "float32" else "bfloat16"
 
 
 def is_relu_layer(layer: str) -> bool:

@@ -1,7 +1,7 @@
 """Experiment two-runs: do two independent trainings learn the same filters, in the same order?
 
 The series' CNN is trained twice with the project's recipe (SGD + momentum, cosine schedule, L2,
-mixed_bfloat16), briefly (EPOCHS epochs on the 50,000 non-validation training images), with seeds
+in the precision `auto` resolves to on this machine), briefly (EPOCHS epochs on the 50,000 non-validation training images), with seeds
 `seed` and `seed + 1`. The filters of run A are then matched one-to-one to those of run B with
 the Hungarian algorithm (`scipy.optimize.linear_sum_assignment`, maximising the summed Pearson r):
 
@@ -23,6 +23,7 @@ import numpy as np
 
 from analysis.filters import (activations_as_columns, correlation_matrix, draw_kernels,
                               kernels_as_columns, match_filters)
+from mnist_cnn.precision import resolve
 
 EPOCHS = 4
 TRAIN_LIMIT = 0  # all 50,000 training images (the last 10,000 are validation)
@@ -243,8 +244,8 @@ def run(out, seed=0, data=None, epochs=EPOCHS, train_limit=TRAIN_LIMIT):
              conv3_b=conv_kernel(run_b["trained"], "conv_3"), **arrays)
     summary = {
         "experiment": "two-runs", "seeds": [seed, seed + 1], "epochs": epochs,
-        "train_images": run_a["train_images"], "recipe": "TrainConfig defaults (SGD 0.05, momentum 0.9, "
-        "cosine schedule, L2 5e-4, mixed_bfloat16), no warm-up",
+        "train_images": run_a["train_images"], "recipe": "TrainConfig defaults (SGD, momentum 0.9, "
+        "cosine schedule, L2 5e-4), no warm-up", "precision": resolve("auto"),
         "training_seconds": [round(run_a["seconds"], 1), round(run_b["seconds"], 1)],
         "test_accuracy": [round(run_a["test_accuracy"], 4), round(run_b["test_accuracy"], 4)],
         "conv1_activation_images": ACT_IMAGES_CONV1, "conv3_activation_images": len(x_test),

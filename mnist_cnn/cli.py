@@ -128,7 +128,16 @@ def add_train(sub):
             parse = _number(kind, meta["check"]) if kind is not str else str
             p.add_argument(flag, type=parse, default=f.default, help=f"{meta['help']} "
                            f"(default {f.default!r})")
-    p.set_defaults(run=run_train, check=_check_data)
+    p.set_defaults(run=run_train, check=check_train)
+
+
+def check_train(args):
+    """Fail fast, before TensorFlow: bad data file, or another training writing into --out-dir."""
+    from mnist_cnn.fileio import exclusive_lock
+
+    _check_data(args)
+    with exclusive_lock(args.out_dir):  # released at once; train() holds it for the whole run
+        pass
 
 
 def run_train(args):

@@ -26,7 +26,9 @@ class TrainConfig:
     momentum: float = _opt(0.9, "SGD momentum", "fraction")
     l2: float = _opt(0.0005, "L2 penalty on every kernel", "non-negative")
     seed: int = _opt(0, "random seed (same seed, same machine: same metrics)", "non-negative")
-    precision: str = _opt("mixed_bfloat16", "compute dtype policy", choices=("mixed_bfloat16", "float32"))
+    precision: str = _opt("auto", "compute dtype policy (auto: mixed_bfloat16 where bfloat16 is native "
+                          "- AMX/AVX512-BF16 CPU or Ampere+ GPU - else float32)",
+                          choices=("auto", "mixed_bfloat16", "float32"))
     augment: bool = _opt(True, "random shifts (±2 px) and rotations (±10°) of the training images")
     val_size: int = _opt(10000, "validation images taken from the end of the training set", "positive")
     train_limit: int = _opt(0, "use only the first N training images (0: all)", "non-negative")

@@ -105,3 +105,41 @@ def sha256_file(path, chunk=1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def exclusive_lock(folder, what="training"):
+    """Hold an exclusive lock on `folder` for the block: one writer per output folder.
+
+    The lock is an advisory `flock` on `folder/.lock`, so the OS releases it when the process
+    dies, however it dies; a stale file never blocks anyone. A second process that asks for the
+    same folder gets a UserError naming the one that holds it.
+    """
+    import fcntl
+
+    from mnist_cnn.errors import UserError
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise UserError(f"{folder}/ is in use by {holder}; wait for it to finish "
+                            "or write elsewhere (--out-dir)") from None
+        import sys
+        import time
+
+        f.seek(0)
+        f.truncate()
+        f.write(f"{what} pid {os.getpid()} (started {time.strftime('%H:%M:%S')}: "
+                f"{' '.join(sys.argv) or 'python'})\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f, fcntl.LOCK_UN)

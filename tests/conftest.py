@@ -1,7 +1,8 @@
 """Shared fixtures: MNIST (loaded once) and a small, briefly trained model (trained once).
 
 The tiny model is the real architecture trained for 2 epochs on 6000 images (a few seconds),
-good enough (~96% test accuracy) that analyses on it behave like on the full model.
+good enough (~96% test accuracy) that analyses on it behave like on the full model. It trains in
+float32 on every machine: bfloat16 is emulated (several times slower) where the CPU lacks it.
 """
 
 import os
@@ -26,7 +27,8 @@ def tiny_run(tmp_path_factory, mnist):
 
     out = tmp_path_factory.mktemp("tiny_model")
     config = TrainConfig(epochs=2, train_limit=6000, batch_size=32, lr=0.05, lr_final=0.3,
-                         warmup_epochs=0, augment=False, out_dir=str(out))
+                         warmup_epochs=0, augment=False, precision="float32",
+                         out_dir=str(out))
     return config, train(config, verbose=0)
 
 

@@ -146,27 +146,61 @@ def test_receptive_field_recursion_on_the_architecture():
                       "conv_3": (18, 4)}
 
 
-def test_receptive_fields_match_one_pixel_perturbations(tiny_model):
-    """Changing one input pixel changes exactly the units whose receptive box contains it."""
+def _perturbation_changes(model, pixels, base, delta=5.0):
+    """Per map layer and pixel: which output positions change when that pixel is raised."""
     from mnist_cnn.model import MAP_LAYERS, sub_model
 
-    fields = ref.receptive_fields(ref.layer_geometry(tiny_model))
-    maps = sub_model(tiny_model, list(MAP_LAYERS))
-    rng = np.random.default_rng(0)
-    base = rng.uniform(0, 1, size=(1, 28, 28, 1)).astype("float32")  # busy input: most units active
-    pixels = [(0, 0), (13, 13), (27, 27), (9, 20)]
     batch = np.repeat(base, len(pixels) + 1, axis=0)
     for i, (p, q) in enumerate(pixels, start=1):
-        batch[i, p, q, 0] += 5.0
-    outputs = maps.predict(batch, verbose=0)
-    for name, out in zip(MAP_LAYERS, outputs):
-        field, stride = fields[name]
-        rows = np.arange(out.shape[1])
-        for i, (p, q) in enumerate(pixels, start=1):
-            changed = np.abs(out[i] - out[0]).max(axis=-1) > 1e-6
-            inside_r = (rows * stride <= p) & (p < rows * stride + field)
-            inside_c = (rows * stride <= q) & (q < rows * stride + field)
-            np.testing.assert_array_equal(changed, np.outer(inside_r, inside_c), err_msg=f"{name} pixel {(p, q)}")
+        batch[i, p, q, 0] += delta
+    outputs = sub_model(model, list(MAP_LAYERS)).predict(batch, verbose=0)
+    return {name: [np.abs(out[i] - out[0]).max(axis=-1) > 1e-6 for i in range(1, len(batch))]
+            for name, out in zip(MAP_LAYERS, outputs)}
+
+
+def _receptive_boxes(model, pixels):
+    """Per map layer and pixel: which output positions have the pixel inside their field."""
+    boxes = {}
+    for name, (field, stride) in ref.receptive_fields(ref.layer_geometry(model)).items():
+        size = model.get_layer(name).output.shape[1]
+        start = np.arange(size) * stride
+        boxes[name] = [np.outer((start <= p) & (p < start + field), (start <= q) & (q < start + field))
+                       for p, q in pixels]
+    return boxes
+
+
+PIXELS = [(0, 0), (13, 13), (27, 27), (9, 20)]
+
+
+def test_one_pixel_changes_only_units_whose_field_contains_it(tiny_model):
+    """On the trained model: a unit that changes has the pixel in its field (a unit whose field
+    holds the pixel may still not change: a ReLU can stay at 0, a max can stay elsewhere)."""
+    base = np.random.default_rng(0).uniform(0, 1, size=(1, 28, 28, 1)).astype("float32")
+    changes = _perturbation_changes(tiny_model, PIXELS, base)
+    boxes = _receptive_boxes(tiny_model, PIXELS)
+    for name in changes:
+        for pixel, changed, inside in zip(PIXELS, changes[name], boxes[name]):
+            assert not (changed & ~inside).any(), f"{name} pixel {pixel}: change outside the field"
+        assert any(changed.any() for changed in changes[name]), f"{name}: nothing changed at all"
+
+
+def test_receptive_fields_are_exact_on_a_positive_network():
+    """With positive weights, zero biases and a positive input every value is positive, so no ReLU
+    clips and raising a pixel raises every unit that sees it; raised far enough (weights scaled
+    by 1/fan-in keep the other values near 0.5) it also wins every max-pooling window it enters.
+    So here changed <=> inside the field, exactly."""
+    from mnist_cnn.model import build_model
+
+    model = build_model()
+    rng = np.random.default_rng(1)
+    model.set_weights([(rng.uniform(0.5, 1.0, w.shape) / np.prod(w.shape[:-1])).astype("float32")
+                       if w.ndim > 1 else np.zeros_like(w) for w in model.get_weights()])
+    base = rng.uniform(0.1, 1, size=(1, 28, 28, 1)).astype("float32")
+    changes = _perturbation_changes(model, PIXELS, base, delta=1e4)
+    boxes = _receptive_boxes(model, PIXELS)
+    for name in changes:
+        for pixel, changed, inside in zip(PIXELS, changes[name], boxes[name]):
+            np.testing.assert_array_equal(changed, inside, err_msg=f"{name} pixel {pixel}")
 
 
 def test_info_prints_every_layer(capsys):

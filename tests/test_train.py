@@ -97,3 +97,53 @@ def test_augmentation_moves_pixels_but_keeps_shape_and_range(mnist):
     assert moved.min() >= -1e-6 and moved.max() <= 1 + 1e-6
     changed = np.abs(moved - x).reshape(64, -1).max(axis=1) > 0.1
     assert changed.mean() > 0.9  # nearly every image is shifted or rotated
+
+
+def test_one_training_per_output_folder(tmp_path):
+    """A second training into a folder in use gets one line naming the first, before TensorFlow."""
+    import os
+    import subprocess
+    import sys
+
+    from mnist_cnn.errors import UserError
+    from mnist_cnn.fileio import exclusive_lock
+
+    with exclusive_lock(tmp_path):
+        with pytest.raises(UserError, match=f"in use by training pid {os.getpid()}"):
+            with exclusive_lock(tmp_path):
+                pass
+        probe = ("import sys; from mnist_cnn.cli import main; rc = main(sys.argv[1:]); "
+                 "print('tensorflow' in sys.modules); sys.exit(rc)")
+        second = subprocess.run([sys.executable, "-c", probe, "train", "--epochs", "1",
+                                 "--out-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert second.returncode == 2
+    lines = second.stderr.splitlines()
+    assert len(lines) == 1, second.stderr
+    assert lines[0].startswith(f"mnist_cnn train: error: {tmp_path}/ is in use by training pid "
+                               f"{os.getpid()} (started ")
+    assert second.stdout.strip() == "False"  # refused before TensorFlow was imported
+    with exclusive_lock(tmp_path):  # released: the next one gets it
+        pass
+
+
+def test_lock_is_released_when_its_holder_is_killed(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from mnist_cnn.fileio import exclusive_lock
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from mnist_cnn.fileio import exclusive_lock\n"
+        f"with exclusive_lock({str(tmp_path)!r}):\n    print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    from mnist_cnn.errors import UserError
+
+    with pytest.raises(UserError, match=f"pid {holder.pid}"):
+        with exclusive_lock(tmp_path):
+            pass
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=30)
+    with exclusive_lock(tmp_path):  # the OS dropped the dead holder's lock
+        pass
