@@ -107,7 +107,8 @@ def bench_train(args) -> dict:
         config = TrainConfig(seed=seed, out_dir=f"bench/runs/seed-{seed}")
         metrics = train(config, verbose=0)
         history = json.loads((Path(config.out_dir) / "history.json").read_text())
-        epoch_99 = next((i for i, a in enumerate(history["val_accuracy"]) if a >= 0.99), None)
+        epoch_99 = next((i for i, a in enumerate(history["val_accuracy"]) if a is not None and a >= 0.99),
+                        None)
         per_epoch = metrics["training_seconds"] / config.epochs
         runs.append({"seed": seed, "test_accuracy": metrics["test_accuracy"],
                      "training_seconds": metrics["training_seconds"],

@@ -18,8 +18,8 @@ def _opt(default, help, check=None, choices=None):
 class TrainConfig:
     """Hyper-parameters and paths of one training run."""
 
-    epochs: int = _opt(20, "training epochs", "positive")
-    batch_size: int = _opt(128, "mini-batch size", "positive")
+    epochs: int = _opt(10, "training epochs", "positive")
+    batch_size: int = _opt(64, "mini-batch size", "positive")
     lr: float = _opt(0.05, "peak learning rate of the schedule", "positive")
     lr_final: float = _opt(0.01, "learning rate at the end, as a fraction of --lr", "fraction")
     warmup_epochs: int = _opt(1, "epochs of linear warm-up before the decay", "non-negative")
@@ -31,6 +31,9 @@ class TrainConfig:
                           choices=("auto", "mixed_bfloat16", "float32"))
     augment: bool = _opt(True, "random shifts (±2 px) and rotations (±10°) of the training images")
     val_size: int = _opt(10000, "validation images taken from the end of the training set", "positive")
+    val_every: int = _opt(2, "validate every N epochs (Keras validation_freq)", "positive")
+    steps_per_execution: int = _opt(8, "training steps per call into TensorFlow (fewer Python round trips)",
+                                    "positive")
     train_limit: int = _opt(0, "use only the first N training images (0: all)", "non-negative")
     out_dir: str = _opt("models", "where the model, metrics and figures go")
     data: str = _opt("", "explicit Keras-style mnist.npz (default: cache, download, mirror)")

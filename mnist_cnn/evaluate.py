@@ -83,8 +83,9 @@ def plot_learning_curves(history: dict):
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for ax, key in zip(axes[:2], ("loss", "accuracy")):
         ax.plot(epochs, history[key], "o-", label="training")
-        if f"val_{key}" in history:
-            ax.plot(epochs, history[f"val_{key}"], "s-", label="validation")
+        if f"val_{key}" in history:  # epochs without validation hold None
+            val = np.array([np.nan if v is None else v for v in history[f"val_{key}"]])
+            ax.plot(epochs[~np.isnan(val)], val[~np.isnan(val)], "s-", label="validation")
         ax.set_xlabel("epoch")
         ax.set_title(f"{key} (training loss includes the L2 term)" if key == "loss" else key)
         ax.legend()

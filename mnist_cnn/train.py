@@ -88,7 +88,8 @@ def compiled_model(config: TrainConfig) -> keras.Model:
     the recipe's SGD and loss."""
     model = build_model(l2=config.l2, dtype_policy=resolve(config.precision))
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  steps_per_execution=config.steps_per_execution)
     return model
 
 
@@ -99,8 +100,25 @@ def run_id(config: TrainConfig) -> str:
     return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
 
 
+class HistoryCSV(keras.callbacks.CSVLogger):
+    """Keras' CSVLogger with its columns fixed before training starts.
+
+    The stock logger takes its columns from the first epoch it sees. With validation every
+    `val_every` epochs, a run resumed at a validated epoch would append rows in another column
+    order than the header it appends to.
+    """
+
+    COLUMNS = ("accuracy", "learning_rate", "loss", "val_accuracy", "val_loss")
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.keys = list(self.COLUMNS)
+
+
 def read_history(csv_path: Path) -> dict:
-    """Per-epoch logs from CSVLogger, keeping the last row of each epoch (resumes may repeat)."""
+    """Per-epoch logs from CSVLogger, keeping the last row of each epoch (resumes may repeat).
+
+    Epochs without validation (see `val_every`) have None for the val_ keys."""
     rows = {}
     with open(csv_path, newline="") as f:
         for row in csv.DictReader(f):
@@ -108,7 +126,8 @@ def read_history(csv_path: Path) -> dict:
     history = {"epoch": sorted(rows)}
     for key in next(iter(rows.values()), {}):
         if key != "epoch":
-            history[key] = [float(rows[e][key]) for e in history["epoch"]]
+            history[key] = [None if rows[e][key] in ("", "NA") else float(rows[e][key])
+                            for e in history["epoch"]]
     return history
 
 
@@ -165,13 +184,14 @@ def _train(config: TrainConfig, callbacks, verbose) -> dict:
     fit_callbacks = [
         keras.callbacks.BackupAndRestore(str(work / "state")),
         keras.callbacks.LearningRateScheduler(lr_schedule(config)),
-        keras.callbacks.CSVLogger(str(log_csv), append=True),
+        HistoryCSV(str(log_csv), append=True),
         keras.callbacks.TensorBoard(str(out / "logs" / run_id(config)), histogram_freq=0),
         *callbacks,
     ]
     started = time.perf_counter()
     model.fit(training_dataset(x_fit, y_fit, config), validation_data=(x_val, y_val),
-              epochs=config.epochs, callbacks=fit_callbacks, verbose=verbose,
+              validation_freq=config.val_every, epochs=config.epochs, callbacks=fit_callbacks,
+              verbose=verbose,
               shuffle=False)  # the dataset shuffles itself, seeded
     seconds = time.perf_counter() - started
 
@@ -181,7 +201,7 @@ def _train(config: TrainConfig, callbacks, verbose) -> dict:
         "test_accuracy": result["accuracy"], "test_loss": result["loss"],
         "per_class_accuracy": result["per_class_accuracy"],
         "confusion_matrix": result["confusion_matrix"].tolist(),
-        "val_accuracy": history["val_accuracy"][-1] if "val_accuracy" in history else None,
+        "val_accuracy": next((a for a in reversed(history.get("val_accuracy", [])) if a is not None), None),
         "training_seconds": round(seconds, 2), "epochs": config.epochs,
         "train_images": len(x_fit), "config": config.to_dict(), "versions": library_versions(),
         "machine": machine_facts(resolve(config.precision)),

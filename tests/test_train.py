@@ -147,3 +147,19 @@ def test_lock_is_released_when_its_holder_is_killed(tmp_path):
     holder.wait(timeout=30)
     with exclusive_lock(tmp_path):  # the OS dropped the dead holder's lock
         pass
+
+
+def test_resume_at_a_validated_epoch_keeps_the_history_columns(tmp_path):
+    """Validation every 2 epochs; interrupted after epoch 0, the resumed run starts at epoch 1,
+    which validates: its rows must still land under the right columns."""
+    config = TrainConfig(epochs=2, train_limit=640, batch_size=64, augment=False, val_every=2,
+                         val_size=500, precision="float32", out_dir=str(tmp_path))
+    with pytest.raises(KeyboardInterrupt):
+        train(config, callbacks=[_Interrupt(after_epoch=0)], verbose=0)
+    metrics = train(config, verbose=0)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history["epoch"] == [0, 1]
+    assert history["val_accuracy"][0] is None and 0 <= history["val_accuracy"][1] <= 1
+    assert metrics["val_accuracy"] == history["val_accuracy"][1]
+    assert all(0 < lr <= config.lr * (1 + 1e-6) for lr in history["learning_rate"])  # float32
+    assert all(loss > 0 for loss in history["loss"])
