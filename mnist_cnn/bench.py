@@ -32,7 +32,7 @@ def best_of(run, repeats=3, warmup=1) -> tuple[float, float]:
     return min(times[warmup:]), times[0]
 
 
-def bench_throughput(images=12_800) -> dict:
+def bench_throughput(images=6_400) -> dict:
     """Seconds per 50,000-image epoch (no validation) in float32 and mixed_bfloat16, measured on
     the first `images` training images, best of 2 after a first pass; the default
     configuration otherwise. bfloat16 is measured on every machine, because where it is emulated
