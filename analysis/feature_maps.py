@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from mnist_cnn.config import LAYER_NAMES, MAP_LAYERS
 from mnist_cnn.errors import UserError
-from mnist_cnn.model import LAYER_NAMES, MAP_LAYERS, sub_model
+from mnist_cnn.model import sub_model
 
 # Layers an analysis reads: the map-producing conv/pool layers and the hidden dense layer.
 FEATURE_LAYERS = (*MAP_LAYERS, "dense_1")

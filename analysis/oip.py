@@ -31,15 +31,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mnist_cnn.config import ACTIVATION_OF, LAYER_NAMES, OUTPUT_SHAPES, TARGET_LAYERS
 from mnist_cnn.errors import UserError
-from mnist_cnn.model import LAYER_NAMES, OUTPUT_SHAPES, with_weights
+from mnist_cnn.model import with_weights
 from mnist_cnn.precision import resolve
 
-# Layers an OIP can target, and the layer whose activation function each one ends with
-# (a max-pool of ReLUs is the ReLU of the max-pool of the pre-activations).
-ACTIVATION_OF = {"conv_1": "conv_1", "pool_1": "conv_1", "conv_2": "conv_2", "pool_2": "conv_2",
-                 "conv_3": "conv_3", "dense_1": "dense_1", "output": "output"}
-TARGET_LAYERS = tuple(ACTIVATION_OF)
 START_WAVELENGTHS = (28, 14, 7, 4)  # px; the series seeded its OIPs on 4 length scales
 
 

@@ -48,7 +48,8 @@ def keras_maps_and_gradient(model, x, d_conv3):
     """Keras' map outputs and tf.GradientTape's input gradient of sum(conv_3 * d_conv3)."""
     import tensorflow as tf
 
-    from mnist_cnn.model import MAP_LAYERS, sub_model
+    from mnist_cnn.config import MAP_LAYERS
+    from mnist_cnn.model import sub_model
 
     maps = sub_model(model, list(MAP_LAYERS))
     xt = tf.constant(x)
@@ -66,7 +67,8 @@ def measured_fields(model, image, eps=PERTURBATION):
     -------
     dict layer -> bool array (28, 28)
     """
-    from mnist_cnn.model import MAP_LAYERS, sub_model
+    from mnist_cnn.config import MAP_LAYERS
+    from mnist_cnn.model import sub_model
 
     side = image.shape[0]
     batch = np.repeat(image[None, :, :, None], side * side + 1, axis=0).astype("float32")
@@ -147,7 +149,7 @@ def run(out, seed=0, data=None, images=IMAGES):
     """
     from mnist_cnn.data import load_mnist
     from mnist_cnn.fileio import save_figure, save_npz, write_json
-    from mnist_cnn.model import MAP_LAYERS
+    from mnist_cnn.config import MAP_LAYERS
     from mnist_cnn.train import to_input
 
     model, source = load_model(seed)

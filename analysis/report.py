@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_cnn.config import MAP_LAYERS
 from mnist_cnn.errors import UserError
 from mnist_cnn.fileio import atomic_dir, save_figure, save_npz, sha256_file, write_bytes, write_json
-from mnist_cnn.model import MAP_LAYERS
 
 ABLATION_KS = (1, 2, 4, 8, 16, 32)
 TOP_MAPS = 16  # rows of the ranking table in the report and in summary.json

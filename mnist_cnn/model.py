@@ -9,16 +9,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from mnist_cnn.config import INPUT_SHAPE, LAYER_NAMES, OUTPUT_SHAPES
 from mnist_cnn.errors import UserError
-
-INPUT_SHAPE = (28, 28, 1)
-CONV_LAYERS = ("conv_1", "conv_2", "conv_3")
-MAP_LAYERS = ("conv_1", "pool_1", "conv_2", "pool_2", "conv_3")  # layers that produce maps
-LAYER_NAMES = ("conv_1", "pool_1", "conv_2", "pool_2", "conv_3", "flatten", "dense_1", "output")
-OUTPUT_SHAPES = {"conv_1": (26, 26, 32), "pool_1": (13, 13, 32), "conv_2": (11, 11, 64),
-                 "pool_2": (5, 5, 64), "conv_3": (3, 3, 128), "flatten": (1152,),
-                 "dense_1": (70,), "output": (10,)}
-PARAM_COUNT = 174_092
 
 
 def build_model(l2: float = 0.0, dtype_policy: str = "float32") -> keras.Model:

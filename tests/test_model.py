@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from mnist_cnn.errors import UserError
-from mnist_cnn.model import LAYER_NAMES, OUTPUT_SHAPES, PARAM_COUNT, build_model, load_trained
+from mnist_cnn.config import LAYER_NAMES, OUTPUT_SHAPES, PARAM_COUNT
+from mnist_cnn.model import build_model, load_trained
 
 
 def test_layers_shapes_and_parameters():
