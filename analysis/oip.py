@@ -656,10 +656,9 @@ def run_oip_command(args) -> int:
     """`mnist_cnn oip`: write <out>/<layer>.png and <out>/<layer>.npz, print a summary."""
     from pathlib import Path
 
-    from mnist_cnn.data import load_mnist
+    from mnist_cnn.data import load_mnist, to_input
     from mnist_cnn.fileio import save_figure, save_npz
     from mnist_cnn.model import load_trained
-    from mnist_cnn.train import to_input
 
     model = load_trained(args.model)
     _, (x_test, _) = load_mnist(args.data or None)
@@ -691,9 +690,8 @@ def bench_oip(args) -> dict:
     Times are the best of 3 runs after a first run that includes tracing.
     """
     from mnist_cnn.bench import ensure_model
-    from mnist_cnn.data import load_mnist
+    from mnist_cnn.data import load_mnist, to_input
     from mnist_cnn.model import load_trained
-    from mnist_cnn.train import to_input
 
     model = load_trained(ensure_model())
     _, (x_test, _) = load_mnist()

@@ -147,10 +147,9 @@ def run(out, seed=0, data=None, images=IMAGES):
     dict
         The summary.
     """
-    from mnist_cnn.data import load_mnist
+    from mnist_cnn.data import load_mnist, to_input
     from mnist_cnn.fileio import save_figure, save_npz, write_json
     from mnist_cnn.config import MAP_LAYERS
-    from mnist_cnn.train import to_input
 
     model, source = load_model(seed)
     _, (x_test, _) = load_mnist(data)

@@ -415,8 +415,8 @@ def build_report(model, model_path, test_data, digit: int, out, contrast=None, s
     dict, the summary (also written to out/summary.json).
     """
     from analysis.compare import most_confused_with
+    from mnist_cnn.data import to_input
     from mnist_cnn.evaluate import evaluate
-    from mnist_cnn.train import to_input
 
     started = time.perf_counter()
     if not 0 <= int(digit) <= 9:
@@ -572,9 +572,8 @@ def bench_analyze(args) -> dict:
 
     from analysis.feature_maps import FEATURE_LAYERS, FeatureExtractor
     from mnist_cnn.bench import ensure_model
-    from mnist_cnn.data import load_mnist
+    from mnist_cnn.data import load_mnist, to_input
     from mnist_cnn.model import load_trained
-    from mnist_cnn.train import to_input
 
     path = ensure_model()
     model = load_trained(path)

@@ -219,9 +219,8 @@ def run(out, seed=0, data=None, epochs=EPOCHS, train_limit=TRAIN_LIMIT):
     dict
         The summary.
     """
-    from mnist_cnn.data import load_mnist
+    from mnist_cnn.data import load_mnist, to_input
     from mnist_cnn.fileio import save_figure, save_npz, write_json
-    from mnist_cnn.train import to_input
 
     run_a = train_run(seed, epochs, train_limit, data)
     run_b = train_run(seed + 1, epochs, train_limit, data)

@@ -66,8 +66,7 @@ def keras_io_convnet(data=None, seed=0) -> dict:
     images, float32, categorical cross-entropy on one-hot labels. The yardstick for our recipe."""
     import keras
 
-    from mnist_cnn.data import load_mnist
-    from mnist_cnn.train import to_input
+    from mnist_cnn.data import load_mnist, to_input
 
     (x_train, y_train), (x_test, y_test) = load_mnist(data)
     keras.utils.set_random_seed(seed)

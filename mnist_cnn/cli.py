@@ -152,10 +152,9 @@ def add_evaluate(sub):
 
 
 def run_evaluate(args):
-    from mnist_cnn.data import load_mnist
+    from mnist_cnn.data import load_mnist, to_input
     from mnist_cnn.evaluate import evaluate, format_confusion, top_confusions
     from mnist_cnn.model import load_trained
-    from mnist_cnn.train import to_input
 
     model = load_trained(args.model)
     _, (x_test, y_test) = load_mnist(args.data or None)

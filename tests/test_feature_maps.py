@@ -8,7 +8,7 @@ from mnist_cnn.config import LAYER_NAMES, OUTPUT_SHAPES
 
 @pytest.fixture(scope="module")
 def images(mnist):
-    from mnist_cnn.train import to_input
+    from mnist_cnn.data import to_input
 
     (_, _), (x_test, _) = mnist
     return to_input(x_test[:64])

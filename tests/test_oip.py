@@ -17,7 +17,7 @@ F32 = dict(precision="float32")
 
 @pytest.fixture(scope="module")
 def x_test(mnist):
-    from mnist_cnn.train import to_input
+    from mnist_cnn.data import to_input
 
     return to_input(mnist[1][0][:2000])
 
