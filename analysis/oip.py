@@ -31,9 +31,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mnist_cnn.config import ACTIVATION_OF, LAYER_NAMES, OUTPUT_SHAPES, TARGET_LAYERS
+from mnist_cnn.config import OUTPUT_SHAPES
 from mnist_cnn.errors import UserError
-from mnist_cnn.model import with_weights
+from mnist_cnn.model import pre_activation_model, with_weights
 from mnist_cnn.precision import resolve
 
 START_WAVELENGTHS = (28, 14, 7, 4)  # px; the series seeded its OIPs on 4 length scales
@@ -78,47 +78,6 @@ class OIPConfig:
     start_std: float = 0.1
     chunk: int = 25
     precision: str = "auto"
-
-
-# ---------------------------------------------------------------------------------------------
-# Cut models: from the input to the target layer's pre-activation.
-
-def _linear_copy(layer):
-    """The same layer with its activation removed (weights copied), for pre-activations."""
-    config = layer.get_config()
-    config.update(activation="linear", name=f"{layer.name}_pre")
-    copy = layer.__class__.from_config(config)
-    copy.build(tuple(layer.input.shape))
-    copy.set_weights(layer.get_weights())
-    return copy
-
-
-def pre_activation_model(model, layer: str) -> keras.Model:
-    """Model from the input image to the pre-activation of `layer` (its output for pools).
-
-    Parameters
-    ----------
-    model : keras.Model
-        The trained network (`mnist_cnn.model.load_trained`).
-    layer : str
-        One of TARGET_LAYERS. For "output" this gives the logits.
-
-    Returns
-    -------
-    keras.Model
-        Shares the trained weights up to the layer before; `relu` of its output is the layer's
-        activation (for "output" the output is the logit itself).
-    """
-    if layer not in ACTIVATION_OF:
-        raise UserError(f"unknown layer {layer!r}; choose from {', '.join(TARGET_LAYERS)}")
-    active = ACTIVATION_OF[layer]
-    names = list(LAYER_NAMES)
-    before = names[names.index(active) - 1] if names.index(active) > 0 else None
-    x = model.inputs[0] if before is None else model.get_layer(before).output
-    x = _linear_copy(model.get_layer(active))(x)
-    if layer != active:  # a pool after the conv: max-pooling commutes with ReLU
-        x = model.get_layer(layer)(x)
-    return keras.Model(model.inputs[0], x, name=f"cut_{layer}_pre")  # one tensor in, not a list
 
 
 def resolve_precision(precision: str) -> str:

@@ -337,8 +337,8 @@ def ablation_section(ctx: Context) -> Section:
     import tensorflow as tf
 
     from analysis.compare import ablation
-    from analysis.feature_maps import head_model
     from analysis.plots import plot_ablation
+    from mnist_cnn.model import head_model
 
     d, c = ctx.digit, ctx.contrast
     head = tf.function(head_model(ctx.model, "conv_3"))

@@ -1,5 +1,5 @@
-"""OIPs: the cut models, the ascent (rises, batched = single, stays in [0, 1], revives zero
-maps), class images, carving, the command's files and its bad-input messages.
+"""OIPs: the ascent (rises, batched = single, stays in [0, 1], revives zero maps), class
+images, carving, the command's files and its bad-input messages (the cut models: test_model.py).
 
 Runs on the session's tiny model with few steps and float32 (bfloat16 rounding would make the
 batched-vs-single comparison depend on the batch size).
@@ -20,23 +20,6 @@ def x_test(mnist):
     from mnist_cnn.data import to_input
 
     return to_input(mnist[1][0][:2000])
-
-
-@pytest.mark.parametrize("layer", ["conv_1", "pool_2", "conv_3", "dense_1", "output"])
-def test_cut_model_is_the_pre_activation(tiny_model, x_test, layer):
-    import tensorflow as tf
-
-    from analysis.oip import pre_activation_model
-    from mnist_cnn.model import sub_model
-
-    x = x_test[:64]
-    pre = np.asarray(pre_activation_model(tiny_model, layer)(x))
-    if layer == "output":  # the logits: softmax of them is the model's output
-        np.testing.assert_allclose(tf.nn.softmax(pre).numpy(), tiny_model(x), atol=1e-5)
-    else:
-        np.testing.assert_allclose(np.maximum(pre, 0), sub_model(tiny_model, [layer])([x]),
-                                   atol=1e-5)
-        assert (pre < 0).any()  # the cut really ends before the ReLU
 
 
 def test_objective_rises_over_steps(tiny_model):
