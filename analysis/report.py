@@ -33,6 +33,7 @@ from mnist_cnn.fileio import atomic_dir, save_figure, save_npz, sha256_file, wri
 
 ABLATION_KS = (1, 2, 4, 8, 16, 32)
 TOP_MAPS = 16  # rows of the ranking table in the report and in summary.json
+REPORT_MAPS = 8  # OIPs per side in the digit report
 
 
 @dataclass
@@ -379,10 +380,64 @@ def ablation_section(ctx: Context) -> Section:
 
 
 def oip_section(ctx: Context) -> Section:
-    """OIPs of the top-ranked conv_3 maps, class images and pattern carving (analysis/oip.py)."""
-    from analysis.oip import report_section
+    """OIPs of the top-ranked conv_3 maps, class images and pattern carving (analysis/oip/)."""
+    from analysis.oip.ascent import OIPConfig
+    from analysis.oip.compute import CARVE_CONFIG, carve, class_images, compute_oips, oip_quality
+    from analysis.oip.plots import plot_carving, plot_class_images, plot_oips
 
-    return report_section(ctx)
+    d, c = ctx.digit, ctx.contrast
+    auc = np.asarray(ctx.comparison()["conv_3"]["effect"]["auc"])
+    for_digit = np.argsort(-auc, kind="stable")[:REPORT_MAPS]
+    for_contrast = np.argsort(auc, kind="stable")[:REPORT_MAPS]
+    maps = np.r_[for_digit, for_contrast]
+    r = compute_oips(ctx.model, "conv_3", maps, OIPConfig(), ctx.seed, ctx.x_test, verbose=0)
+    q = oip_quality(r)
+    labels = [f"AUC {auc[m]:.2f}" for m in maps]
+    figures = [ctx.figure(
+        "oip_conv_3_top",
+        plot_oips(r["images"], maps, r["activation"], "conv_3", r["data_max"], labels,
+                  title=f"OIPs of the {REPORT_MAPS} conv_3 maps that most prefer {d} over {c} "
+                        f"(top row) and {c} over {d} (bottom row)"),
+        f"Input patterns (OIPs) that maximise the mean activation of the conv_3 maps that best "
+        f"prefer {d} over {c} (top row, highest AUC) and {c} over {d} (bottom row, lowest AUC); "
+        "200 normalised gradient steps from multi-scale noise. Tile label: map index, the OIP's "
+        "activation, the map's AUC; red: the OIP does not exceed the map's largest activation "
+        "on a test image.",
+        images=r["images"], maps=maps, activation=r["activation"], data_max=r["data_max"],
+        auc=auc[maps])]
+    ci = class_images(ctx.model, [d, c], seed=ctx.seed)
+    figures.append(ctx.figure(
+        "class_images", plot_class_images(ci["images"], ci["digits"], ci["logit"],
+                                          ci["probability"]),
+        f"Class images: inputs that maximise the logit of {d} and of {c} (200 steps, small "
+        "total-variation penalty), with the logit and the softmax probability they reach.",
+        images=ci["images"], digits=ci["digits"], logit=ci["logit"],
+        probability=ci["probability"]))
+    source = int(ctx.sample_indices(d)[0])
+    carved = carve(ctx.model, ctx.x_test[source], np.r_[for_digit[:2], for_contrast[:2]])
+    figures.append(ctx.figure(
+        "pattern_carving", plot_carving(carved),
+        f"Pattern carving: test image #{source} (a {d}) after {CARVE_CONFIG.steps} small gradient "
+        f"steps that raise one conv_3 map each: the two maps most typical of {d}, then the two "
+        f"most typical of {c}. Right: what changed (red: ink added, blue: removed).",
+        before=carved["before"], after=carved["after"], maps=carved["maps"],
+        activation_before=carved["activation_before"],
+        activation_after=carved["activation_after"], predicted_after=carved["predicted_after"]))
+    text = (f"OIPs (gradient-ascent input patterns) of the conv_3 maps that separate {d} from {c} "
+            f"best: {q['above_data_max']} of {q['active_on_data']} maps active on the test images "
+            f"reach more than on any test image; {q['dead_on_data']} are dead on them. "
+            f"The class image of {d} reaches logit {ci['logit'][0]:.1f} (p = "
+            f"{ci['probability'][0]:.3f}). Carving test image #{source} towards map "
+            f"{int(for_contrast[0])} (typical of {c}) leads to the prediction "
+            f"{int(carved['predicted_after'][2])}.")
+    summary = {"maps_for_digit": for_digit.tolist(), "maps_for_contrast": for_contrast.tolist(),
+               "activation": r["activation"].round(4).tolist(),
+               "data_max": r["data_max"].round(4).tolist(), **q,
+               "class_image_logit": ci["logit"].round(3).tolist(),
+               "class_image_probability": ci["probability"].round(4).tolist(),
+               "carving_source_index": source,
+               "carving_predicted_after": carved["predicted_after"].tolist()}
+    return Section("oip", "OIPs: what the separating maps look for", text, figures, [], summary)
 
 
 # The report, in page order. Append a section function here to add it (see the module docstring).
