@@ -33,5 +33,6 @@ def test_layer_table_matches_the_built_network():
 
 def test_makefile_names_the_same_default_model():
     makefile = (Path(__file__).parents[1] / "Makefile").read_text()
-    assert re.search(r"^DEFAULT_MODEL\s*:=\s*(\S+)", makefile, re.M).group(1) == config.DEFAULT_MODEL
+    named = re.search(r"^DEFAULT_MODEL\s*:=\s*(\S+)", makefile, re.M).group(1)
+    assert named == config.DEFAULT_MODEL
     assert config.DEFAULT_MODEL == config.TrainConfig().model_path == "models/mnist_cnn.keras"
