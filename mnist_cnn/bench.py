@@ -1,24 +1,27 @@
 """`make bench`: speed and accuracy numbers, printed and written to bench/results.json.
 
-Sections run in order; `--only train,oip` picks some. Each section is a function that returns a
-dict of measurements; sections living in `analysis/` are imported only when they run. Results
-are merged into the existing results.json, so one section can be re-measured alone.
+All of `make bench` is here, in one place with one timing helper (`best_of`): the sections
+train (throughput, the default training over seeds, the keras-io peer), analyze (feature maps,
+the whole `analyze` command), oip (quality and speed of the OIPs) and experiments. They run in
+order; `--only train,oip` picks some. Each section is a function that returns a dict of
+measurements; the `analysis/` code it measures is imported only when it runs. Results are
+merged into the existing results.json, so one section can be re-measured alone.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from mnist_cnn.config import DEFAULT_MODEL, EXPERIMENTS
 from mnist_cnn.fileio import write_json
 from mnist_cnn.precision import machine_facts, resolve
 
 RESULTS = Path("bench/results.json")
-MODEL = Path("models/mnist_cnn.keras")
+MODEL = Path(DEFAULT_MODEL)  # what the analysis sections measure
 
 
 def best_of(run, repeats=3, warmup=1, times=None) -> tuple[float, float]:
@@ -229,13 +232,33 @@ def bench_oip(args) -> dict:
     return out
 
 
-# name -> (module, function); each function takes the parsed args and returns a dict.
-SECTIONS = {
-    "train": ("mnist_cnn.bench", "bench_train"),
-    "analyze": ("mnist_cnn.bench", "bench_analyze"),
-    "oip": ("mnist_cnn.bench", "bench_oip"),
-    "experiments": ("analysis.experiments", "bench_experiments"),
+def bench_experiments(args):
+    """`make bench` section: seconds and key numbers of each experiment (output in a temporary folder)."""
+    import tempfile
+
+    from analysis.experiments import run_one
+
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench-experiments-") as out:
+        for name in EXPERIMENTS:
+            s = run_one(name, out, seed=0)
+            results[name] = {"seconds": s["seconds"], **{k: s[k] for k in KEY_NUMBERS[name]}}
+    return results
+
+
+KEY_NUMBERS = {
+    "single-image": ("mean_abs_r_before", "mean_abs_r_after", "r_after"),
+    "lines": ("test_accuracy", "horizontal_detectors", "vertical_detectors", "mean_best_r_init",
+              "mean_best_r_trained"),
+    "reference": ("max_abs_diff_forward", "max_abs_diff_input_gradient", "measured_equals_predicted"),
+    "two-runs": ("training_seconds", "test_accuracy", "matchings"),
 }
+
+
+# name -> function; each takes the parsed args and returns a dict. The order is the order of a
+# full `make bench`.
+SECTIONS = {"train": bench_train, "analyze": bench_analyze, "oip": bench_oip,
+            "experiments": bench_experiments}
 
 
 def ensure_model():
@@ -258,9 +281,8 @@ def run_bench(args):
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     results["machine"] = machine_facts(resolve("auto"))
     for name in chosen:
-        module, function = SECTIONS[name]
         started = time.perf_counter()
-        results[name] = getattr(importlib.import_module(module), function)(args)
+        results[name] = SECTIONS[name](args)
         results[name]["section_seconds"] = round(time.perf_counter() - started, 1)
         write_json(RESULTS, results)  # after every section, so a long run keeps what it measured
     print(json.dumps({k: results[k] for k in chosen}, indent=2))

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from analysis.filters import (activations_as_columns, correlation_matrix, draw_kernels,
+from analysis.experiments.filters import (activations_as_columns, correlation_matrix, draw_kernels,
                               kernels_as_columns, match_filters)
 from mnist_cnn.precision import resolve
 
