@@ -151,6 +151,7 @@ def conv_maps(model, images):
 
 
 def kernel_titles(scores):
+    """One title per kernel: its index, best |r| with Prewitt H and V, and the detector kind."""
     return [f"{i}: H {h:.2f} V {v:.2f}" + (f"\n{kind}" if kind else "\n-")
             for i, (h, v, kind) in enumerate(zip(scores["best_h"], scores["best_v"], scores["kinds"]))]
 
