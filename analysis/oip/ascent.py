@@ -1,8 +1,8 @@
 """The OIP gradient ascent: one compiled loop over a batch of (image, target map) pairs.
 
-`Ascent` cuts the network at the target layer's pre-activation (`mnist_cnn.model.
-pre_activation_model`: `conv_1` OIPs never run `conv_3`) and optimises all images at once, one
-per map, with per-image RMS-normalised gradient steps compiled with `tf.function`. A map whose
+`Ascent` cuts the network at the target layer's pre-activation (`pre_activation_model` in
+`mnist_cnn.model`: `conv_1` OIPs never run `conv_3`) and optimises all images at once, one per
+map, with per-image RMS-normalised gradient steps compiled with `tf.function`. A map whose
 ReLU output is zero everywhere has no gradient, so each image follows its pre-activation until
 the map turns positive and its activation from then on. Before each step the image is jittered
 by a pixel or two (`jitter_offsets`, seeded and shared by the batch). The steps can run in
