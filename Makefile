@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-MODEL  ?= models/mnist_cnn.keras
+# The default model: mnist_cnn.config.DEFAULT_MODEL (tests/test_config.py checks they agree).
 DEFAULT_MODEL := models/mnist_cnn.keras
+MODEL  ?= $(DEFAULT_MODEL)
 
 # Make variables become command-line options only when set, so the CLI's defaults stay the single source.
 opt = $(if $(strip $($(1))),$(2) $($(1)))

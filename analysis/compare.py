@@ -190,6 +190,13 @@ def probe_accuracy(maps_a, maps_b, top_k=(1, 2, 4, 8, 16), folds=5, seed=0) -> d
             "top_k": top}
 
 
+def zero_maps(maps: np.ndarray, indices) -> np.ndarray:
+    """A copy of `maps` (N, H, W, C) with the channels `indices` set to zero (the ablation)."""
+    ablated = np.array(maps, dtype=np.float32, copy=True)
+    ablated[..., list(indices)] = 0.0
+    return ablated
+
+
 def ablation(head, maps_a, maps_b, label_a, label_b, ranking, ks=(1, 2, 4, 8, 16),
              random_draws=10, seed=0) -> dict:
     """Accuracy when the top-k ranked maps are zeroed, next to k random maps.
@@ -197,7 +204,7 @@ def ablation(head, maps_a, maps_b, label_a, label_b, ranking, ks=(1, 2, 4, 8, 16
     Parameters
     ----------
     head : callable
-        Maps (N, H, W, C) -> class probabilities (N, 10), e.g. `feature_maps.head_model`.
+        Maps (N, H, W, C) -> class probabilities (N, 10), e.g. `mnist_cnn.model.head_model`.
     maps_a, maps_b : activations of the layer for the images of class a and class b.
     label_a, label_b : int, the true classes.
     ranking : int array, maps best first (from `rank_maps`).
@@ -213,8 +220,6 @@ def ablation(head, maps_a, maps_b, label_a, label_b, ranking, ks=(1, 2, 4, 8, 16
     draws, where <measure> is accuracy_a/_b (accuracy on the images of class a/b) or
     probability_a/_b (mean probability the model gives to their true class).
     """
-    from analysis.feature_maps import zero_maps
-
     n_maps = np.asarray(maps_a).shape[-1]
     rng = np.random.default_rng(seed)
 
@@ -242,3 +247,4 @@ def ablation(head, maps_a, maps_b, label_a, label_b, ranking, ks=(1, 2, 4, 8, 16
     return {"baseline": {"accuracy_a": round(base[0], 4), "accuracy_b": round(base[1], 4),
                          "probability_a": round(base[2], 4), "probability_b": round(base[3], 4)},
             "random_draws": random_draws, "rows": rows}
+

@@ -1,6 +1,7 @@
 """Feature maps: what every layer of the trained CNN produces for a batch of images.
 
-One multi-output sub-model over the chosen layers shares the trained weights, so a single
+`FeatureExtractor` (or `extract` for one-off use) runs one multi-output cut of the network
+(`mnist_cnn.model.sub_model`, sharing the trained weights) over the chosen layers, so a single
 forward pass yields the maps of all layers at once. It runs in large batches inside a
 `tf.function` (one trace for any batch size), which keeps all 10,000 test images through every
 conv/pool layer and `dense_1` within a few seconds on a 2-core CPU.
@@ -11,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from mnist_cnn.config import LAYER_NAMES, MAP_LAYERS
 from mnist_cnn.errors import UserError
-from mnist_cnn.model import LAYER_NAMES, MAP_LAYERS, sub_model
+from mnist_cnn.model import sub_model
 
 # Layers an analysis reads: the map-producing conv/pool layers and the hidden dense layer.
 FEATURE_LAYERS = (*MAP_LAYERS, "dense_1")
@@ -70,7 +72,7 @@ class FeatureExtractor:
         return out
 
 
-def feature_maps(model, x, layers=FEATURE_LAYERS, batch_size=2000) -> dict:
+def extract(model, x, layers=FEATURE_LAYERS, batch_size=2000) -> dict:
     """{layer name: activations (N, ...)} of `layers` for the images `x` (one-off use).
 
     Parameters
@@ -85,37 +87,3 @@ def feature_maps(model, x, layers=FEATURE_LAYERS, batch_size=2000) -> dict:
     dict of float32 arrays, one per layer.
     """
     return FeatureExtractor(model, layers, batch_size)(x)
-
-
-def head_model(model, start="conv_3"):
-    """The rest of the network after layer `start`: a model from its output to the softmax.
-
-    Used by the ablation: zero some `conv_3` maps, then finish the forward pass. Shares the
-    trained layers (and weights) with `model`.
-
-    Parameters
-    ----------
-    model : keras.Model
-    start : str
-        A layer of `model`; the head takes that layer's output shape as input.
-
-    Returns
-    -------
-    keras.Model
-        From `start`'s output (batch, *shape) to class probabilities (batch, 10).
-    """
-    import keras
-
-    names = list(LAYER_NAMES)
-    inputs = keras.Input(shape=tuple(model.get_layer(start).output.shape[1:]), name=f"{start}_maps")
-    x = inputs
-    for name in names[names.index(start) + 1:]:
-        x = model.get_layer(name)(x)
-    return keras.Model(inputs, x, name=f"head_after_{start}")
-
-
-def zero_maps(maps: np.ndarray, indices) -> np.ndarray:
-    """A copy of `maps` (N, H, W, C) with the channels `indices` set to zero (the ablation)."""
-    ablated = np.array(maps, dtype=np.float32, copy=True)
-    ablated[..., list(indices)] = 0.0
-    return ablated

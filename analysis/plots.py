@@ -31,7 +31,8 @@ def tile_scale(height: int, target: int = 24) -> int:
     return max(1, round(target / height))
 
 
-def mosaic(maps: np.ndarray, cols: int | None = None, pad: int = 1, scale: int = 1) -> np.ndarray:
+def mosaic(maps: np.ndarray, cols: int | None = None, pad: int = 1, scale: int = 1,
+           row_pad: int | None = None) -> np.ndarray:
     """Tile the maps (H, W, C) row by row into one 2-D array, NaN between tiles.
 
     Parameters
@@ -43,19 +44,23 @@ def mosaic(maps: np.ndarray, cols: int | None = None, pad: int = 1, scale: int =
         NaN pixels between tiles (drawn as background).
     scale : int
         Each map pixel becomes scale x scale pixels (nearest neighbour).
+    row_pad : int, optional
+        NaN pixels between rows of tiles, if not `pad` (room for labels, as in the OIP grid).
 
     Returns
     -------
-    float32 array (rows * (H*scale + pad) - pad, cols * (W*scale + pad) - pad)
+    float32 array (rows * (H*scale + row_pad) - row_pad, cols * (W*scale + pad) - pad), with
+    at least one row of tiles
     """
     if scale > 1:
         maps = np.repeat(np.repeat(maps, scale, axis=0), scale, axis=1)
     h, w, c = maps.shape
     rows, cols = grid_shape(c) if cols is None else (math.ceil(c / cols), cols)
-    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), np.nan, np.float32)
+    rows, row_pad = max(rows, 1), pad if row_pad is None else row_pad
+    out = np.full((rows * (h + row_pad) - row_pad, cols * (w + pad) - pad), np.nan, np.float32)
     for i in range(c):
         r, q = divmod(i, cols)
-        out[r * (h + pad):r * (h + pad) + h, q * (w + pad):q * (w + pad) + w] = maps[..., i]
+        out[r * (h + row_pad):r * (h + row_pad) + h, q * (w + pad):q * (w + pad) + w] = maps[..., i]
     return out
 
 

@@ -1,30 +1,34 @@
 """`make bench`: speed and accuracy numbers, printed and written to bench/results.json.
 
-Sections run in order; `--only train,oip` picks some. Each section is a function that returns a
-dict of measurements; sections living in `analysis/` are imported only when they run. Results
-are merged into the existing results.json, so one section can be re-measured alone.
+All of `make bench` is here, in one place with one timing helper (`best_of`): the sections
+train (throughput, the default training over seeds, the keras-io peer), analyze (feature maps,
+the whole `analyze` command), oip (quality and speed of the OIPs) and experiments. They run in
+order; `--only train,oip` picks some. Each section is a function that returns a dict of
+measurements; the `analysis/` code it measures is imported only when it runs. Results are
+merged into the existing results.json, so one section can be re-measured alone.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from mnist_cnn.config import DEFAULT_MODEL, EXPERIMENTS
 from mnist_cnn.fileio import write_json
 from mnist_cnn.precision import machine_facts, resolve
 
 RESULTS = Path("bench/results.json")
-MODEL = Path("models/mnist_cnn.keras")
+MODEL = Path(DEFAULT_MODEL)  # what the analysis sections measure
 
 
-def best_of(run, repeats=3, warmup=1) -> tuple[float, float]:
+def best_of(run, repeats=3, warmup=1, times=None) -> tuple[float, float]:
     """(best seconds of `repeats` calls of `run`, seconds of the first call) after `warmup` calls
-    that are timed but not counted (tracing, oneDNN set-up)."""
-    times = []
+    that are timed but not counted (tracing, oneDNN set-up). The one timing loop of `make bench`;
+    pass a list as `times` to receive the seconds of every call, warm-up first."""
+    times = [] if times is None else times
     for _ in range(warmup + repeats):
         started = time.perf_counter()
         run()
@@ -66,8 +70,7 @@ def keras_io_convnet(data=None, seed=0) -> dict:
     images, float32, categorical cross-entropy on one-hot labels. The yardstick for our recipe."""
     import keras
 
-    from mnist_cnn.data import load_mnist
-    from mnist_cnn.train import to_input
+    from mnist_cnn.data import load_mnist, to_input
 
     (x_train, y_train), (x_test, y_test) = load_mnist(data)
     keras.utils.set_random_seed(seed)
@@ -134,13 +137,129 @@ def bench_train(args) -> dict:
     return out
 
 
-# name -> (module, function); each function takes the parsed args and returns a dict.
-SECTIONS = {
-    "train": ("mnist_cnn.bench", "bench_train"),
-    "analyze": ("analysis.report", "bench_analyze"),
-    "oip": ("analysis.oip", "bench_oip"),
-    "experiments": ("analysis.experiments", "bench_experiments"),
+def bench_analyze(args) -> dict:
+    """`make bench` section: feature-map extraction speed and the whole analyze command's time.
+
+    Returns
+    -------
+    dict with extract_10k_seconds (best of 3 after a warm-up; all 10,000 test images through
+    every conv/pool layer and dense_1), extract_10k_first_seconds, and analyze_wall_seconds
+    (`python -m mnist_cnn analyze --digit 4`, a fresh process, into a temporary folder).
+    """
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from analysis.feature_maps import FEATURE_LAYERS, FeatureExtractor
+    from mnist_cnn.data import load_mnist, to_input
+    from mnist_cnn.model import load_trained
+
+    path = ensure_model()
+    model = load_trained(path)
+    _, (x_test, _) = load_mnist()
+    x = to_input(x_test)
+    extract = FeatureExtractor(model, FEATURE_LAYERS)
+    best, first = best_of(lambda: extract(x), repeats=3)
+    print(f"[bench] feature maps of {len(x)} images through {', '.join(FEATURE_LAYERS)}: "
+          f"{best:.2f} s (first call {first:.2f} s)")
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "mnist_cnn", "analyze", "--digit", "4", "--model",
+                        str(path), "--out", str(Path(tmp) / "digit-4")], check=True,
+                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - t
+        inner = json.loads((Path(tmp) / "digit-4" / "summary.json").read_text())
+    print(f"[bench] python -m mnist_cnn analyze --digit 4: {wall:.1f} s wall "
+          f"(report building {inner['seconds']:.1f} s)")
+    return {"extract_10k_seconds": round(best, 3),
+            "extract_10k_first_seconds": round(first, 3),
+            "analyze_wall_seconds": round(wall, 1), "analyze_report_seconds": inner["seconds"],
+            "analyze_section_seconds": inner["section_seconds"]}
+
+
+def bench_oip(args) -> dict:
+    """`make bench` section: OIP quality on conv_3, and the time for conv_3 and all conv maps.
+
+    Targets: >= 95% of the conv_3 maps active on the test set get an OIP above their largest
+    test-image activation; 128 conv_3 maps x 200 steps <= 4 s; all 224 conv maps <= 10 s.
+    Times are the best of 3 runs after a first run that includes tracing.
+    """
+    from dataclasses import replace
+
+    from analysis.oip.ascent import Ascent, OIPConfig, resolve_precision
+    from analysis.oip.compute import compute_oips, oip_quality
+    from analysis.oip.param import start_images
+    from mnist_cnn.data import load_mnist, to_input
+    from mnist_cnn.model import load_trained
+
+    model = load_trained(ensure_model())
+    _, (x_test, _) = load_mnist()
+    x = to_input(x_test)
+    config = OIPConfig(steps=200)
+    out = {"steps": config.steps, "precision": resolve_precision(config.precision)}
+    result = compute_oips(model, "conv_3", None, config, 0, x, verbose=0)
+    q = oip_quality(result)
+    out["conv_3_quality"] = q
+    out["conv_3_first_run_seconds"] = round(result["seconds"], 2)
+    print(f"[bench] conv_3 OIPs above data max: {q['above_data_max']}/{q['active_on_data']} "
+          f"active maps ({q['fraction_above_data_max']:.1%}, target >= 95%); "
+          f"{q['dead_on_data']} dead on the test set; zero at end {q['zero_at_end']}")
+    layer_seconds = {}
+    for layer in ("conv_1", "conv_2", "conv_3"):
+        ascent = Ascent(model, layer, config=config)
+        maps = np.arange(ascent.channels)
+        start = start_images(maps, 0, config.start_mean, config.start_std)
+        times = []  # the first run traces
+        best, _ = best_of(lambda: ascent.run(start, maps, verbose=0), repeats=3, times=times)
+        layer_seconds[layer] = round(best, 2)
+        print(f"[bench] {layer}: {len(maps)} maps x {config.steps} steps in {best:.2f} s "
+              f"(runs: {', '.join(f'{t:.2f}' for t in times[1:])})")
+    if out["precision"] != "float32":  # what the bfloat16 default saves
+        ascent = Ascent(model, "conv_3", config=replace(config, precision="float32"))
+        maps = np.arange(ascent.channels)
+        start = start_images(maps, 0, config.start_mean, config.start_std)
+        best, _ = best_of(lambda: ascent.run(start, maps, verbose=0), repeats=1)
+        out["conv_3_float32_seconds"] = round(best, 2)
+        print(f"[bench] conv_3 in float32 instead: {out['conv_3_float32_seconds']:.2f} s")
+    out["seconds_per_layer"] = layer_seconds
+    out["conv_3_seconds"] = layer_seconds["conv_3"]
+    out["all_conv_seconds"] = round(sum(layer_seconds.values()), 2)
+    out["targets_met"] = {"quality_95": q["fraction_above_data_max"] >= 0.95,
+                          "conv_3_4s": layer_seconds["conv_3"] <= 4.0,
+                          "all_conv_10s": out["all_conv_seconds"] <= 10.0}
+    print(f"[bench] conv_3 {out['conv_3_seconds']} s (target <= 4), all 224 conv maps "
+          f"{out['all_conv_seconds']} s (target <= 10), {out['precision']}")
+    return out
+
+
+def bench_experiments(args):
+    """`make bench` section: seconds and key numbers of each experiment (output in a temporary folder)."""
+    import tempfile
+
+    from analysis.experiments import run_one
+
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench-experiments-") as out:
+        for name in EXPERIMENTS:
+            s = run_one(name, out, seed=0)
+            results[name] = {"seconds": s["seconds"], **{k: s[k] for k in KEY_NUMBERS[name]}}
+    return results
+
+
+KEY_NUMBERS = {
+    "single-image": ("mean_abs_r_before", "mean_abs_r_after", "r_after"),
+    "lines": ("test_accuracy", "horizontal_detectors", "vertical_detectors", "mean_best_r_init",
+              "mean_best_r_trained"),
+    "reference": ("max_abs_diff_forward", "max_abs_diff_input_gradient", "measured_equals_predicted"),
+    "two-runs": ("training_seconds", "test_accuracy", "matchings"),
 }
+
+
+# name -> function; each takes the parsed args and returns a dict. The order is the order of a
+# full `make bench`.
+SECTIONS = {"train": bench_train, "analyze": bench_analyze, "oip": bench_oip,
+            "experiments": bench_experiments}
 
 
 def ensure_model():
@@ -163,9 +282,8 @@ def run_bench(args):
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     results["machine"] = machine_facts(resolve("auto"))
     for name in chosen:
-        module, function = SECTIONS[name]
         started = time.perf_counter()
-        results[name] = getattr(importlib.import_module(module), function)(args)
+        results[name] = SECTIONS[name](args)
         results[name]["section_seconds"] = round(time.perf_counter() - started, 1)
         write_json(RESULTS, results)  # after every section, so a long run keeps what it measured
     print(json.dumps({k: results[k] for k in chosen}, indent=2))

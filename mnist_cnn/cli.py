@@ -12,15 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-from mnist_cnn.config import TrainConfig, fields
+from mnist_cnn.config import (DEFAULT_MODEL, EXPERIMENTS, LAYER_SIZES, MAP_LAYERS, TrainConfig,
+                              fields)
 from mnist_cnn.errors import UserError
-
-DEFAULT_MODEL = "models/mnist_cnn.keras"
-# Maps (channels or units) of every layer an analysis can target.
-LAYER_SIZES = {"conv_1": 32, "pool_1": 32, "conv_2": 64, "pool_2": 64, "conv_3": 128,
-               "dense_1": 70, "output": 10}
-MAP_LAYERS = ("conv_1", "pool_1", "conv_2", "pool_2", "conv_3")
-EXPERIMENTS = ("single-image", "lines", "reference", "two-runs")
 
 
 class Parser(argparse.ArgumentParser):
@@ -158,10 +152,9 @@ def add_evaluate(sub):
 
 
 def run_evaluate(args):
-    from mnist_cnn.data import load_mnist
+    from mnist_cnn.data import load_mnist, to_input
     from mnist_cnn.evaluate import evaluate, format_confusion, top_confusions
     from mnist_cnn.model import load_trained
-    from mnist_cnn.train import to_input
 
     model = load_trained(args.model)
     _, (x_test, y_test) = load_mnist(args.data or None)

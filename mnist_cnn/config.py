@@ -1,7 +1,13 @@
-"""One configuration object for training; every field is a command-line option.
+"""What the command line must know before TensorFlow is imported: the training configuration
+and the network's facts (layer names and sizes, default paths, experiment names).
 
-Defaults are the measured recipe (see README, `make bench`). Each field's metadata says how the
-command line parses and checks it, so `--epochs -1` is rejected before TensorFlow is imported.
+`TrainConfig` holds one training run; every field is a command-line option. Defaults are the
+measured recipe (see README, `make bench`). Each field's metadata says how the command line
+parses and checks it, so `--epochs -1` is rejected before TensorFlow is imported.
+
+The layer table below is the single description of the architecture's names and shapes;
+`mnist_cnn.model` builds the network to match it (and its tests check that it does). This
+module imports no TensorFlow or Keras, so `mnist_cnn.cli` can read it at no cost.
 """
 
 from __future__ import annotations
@@ -49,3 +55,29 @@ class TrainConfig:
 def fields(cls=TrainConfig):
     """The dataclass fields of `cls`, for building command-line options."""
     return dataclasses.fields(cls)
+
+
+# The model `train` writes with the default configuration, and every command's default --model.
+DEFAULT_MODEL = TrainConfig().model_path  # "models/mnist_cnn.keras"; the Makefile names it too
+
+# The network, layer by layer (mnist_cnn.model builds it; the analysis cuts it at these names).
+INPUT_SHAPE = (28, 28, 1)
+LAYER_NAMES = ("conv_1", "pool_1", "conv_2", "pool_2", "conv_3", "flatten", "dense_1", "output")
+OUTPUT_SHAPES = {"conv_1": (26, 26, 32), "pool_1": (13, 13, 32), "conv_2": (11, 11, 64),
+                 "pool_2": (5, 5, 64), "conv_3": (3, 3, 128), "flatten": (1152,),
+                 "dense_1": (70,), "output": (10,)}
+CONV_LAYERS = ("conv_1", "conv_2", "conv_3")
+MAP_LAYERS = ("conv_1", "pool_1", "conv_2", "pool_2", "conv_3")  # layers that produce maps
+PARAM_COUNT = 174_092
+
+# Layers an analysis can target (OIPs), and the layer whose activation function each one ends
+# with (a max-pool of ReLUs is the ReLU of the max-pool of the pre-activations).
+ACTIVATION_OF = {"conv_1": "conv_1", "pool_1": "conv_1", "conv_2": "conv_2", "pool_2": "conv_2",
+                 "conv_3": "conv_3", "dense_1": "dense_1", "output": "output"}
+TARGET_LAYERS = tuple(ACTIVATION_OF)
+# Maps (channels) or units of every target layer.
+LAYER_SIZES = {name: OUTPUT_SHAPES[name][-1] for name in TARGET_LAYERS}
+
+# The filter-learning experiments (`make experiment NAME=...`), in the order of `all` (cheap
+# first); analysis/experiments/ has one module per name.
+EXPERIMENTS = ("single-image", "lines", "reference", "two-runs")

@@ -14,7 +14,9 @@ original order. Sources, in this order:
    Keras cache so the next run finds it.
 
 Whatever the source, the decoded arrays must match known SHA-256 digests of their contents,
-so every source yields the same bytes or an error.
+so every source yields the same bytes or an error. `to_input` turns the uint8 images into what
+the network takes (float32 in [0, 1] with a channel axis); it is NumPy only, so every analysis
+can use it without importing the training code.
 """
 
 from __future__ import annotations
@@ -182,6 +184,11 @@ def _keras_download() -> dict:
 
 def _log(message):
     print(f"[data] {message}", file=sys.stderr)
+
+
+def to_input(x: np.ndarray) -> np.ndarray:
+    """uint8 images (N, 28, 28) -> float32 model inputs (N, 28, 28, 1) in [0, 1]."""
+    return (x.astype(np.float32) / 255.0)[..., None]
 
 
 def load_mnist(path=None):

@@ -1,7 +1,11 @@
 """The series' CNN: Conv(32)-Pool-Conv(64)-Pool-Conv(128)-MLP, as a Keras functional model.
 
-Layer names are stable because the analysis cuts sub-models at them:
-conv_1 pool_1 conv_2 pool_2 conv_3 flatten dense_1 output. Inputs are 28x28x1 images in [0, 1].
+Everything about the network lives here: building it, loading a trained one, moving its weights
+between precisions, and every cut the analyses make through it (`sub_model` for feature maps,
+`pre_activation_model` for OIPs, `head_model` for the ablation), so no analysis rebuilds layers.
+Layer names are stable because those cuts are made at them: conv_1 pool_1 conv_2 pool_2 conv_3
+flatten dense_1 output (the table is in `mnist_cnn.config`, which imports no Keras). Inputs are
+28x28x1 images in [0, 1].
 """
 
 from __future__ import annotations
@@ -9,16 +13,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from mnist_cnn.config import ACTIVATION_OF, INPUT_SHAPE, LAYER_NAMES, OUTPUT_SHAPES, TARGET_LAYERS
 from mnist_cnn.errors import UserError
-
-INPUT_SHAPE = (28, 28, 1)
-CONV_LAYERS = ("conv_1", "conv_2", "conv_3")
-MAP_LAYERS = ("conv_1", "pool_1", "conv_2", "pool_2", "conv_3")  # layers that produce maps
-LAYER_NAMES = ("conv_1", "pool_1", "conv_2", "pool_2", "conv_3", "flatten", "dense_1", "output")
-OUTPUT_SHAPES = {"conv_1": (26, 26, 32), "pool_1": (13, 13, 32), "conv_2": (11, 11, 64),
-                 "pool_2": (5, 5, 64), "conv_3": (3, 3, 128), "flatten": (1152,),
-                 "dense_1": (70,), "output": (10,)}
-PARAM_COUNT = 174_092
 
 
 def build_model(l2: float = 0.0, dtype_policy: str = "float32") -> keras.Model:
@@ -102,6 +98,71 @@ def load_trained(path) -> keras.Model:
     return with_weights(saved.get_weights())
 
 
+# Cuts: sub-models that share the trained weights (feature maps, OIPs, the ablation head).
+
 def sub_model(model: keras.Model, layer_names) -> keras.Model:
     """A model from the input to the outputs of `layer_names` (a list), sharing weights."""
     return keras.Model(model.inputs, [model.get_layer(n).output for n in layer_names])
+
+
+def _linear_copy(layer):
+    """The same layer with its activation removed (weights copied), for pre-activations."""
+    config = layer.get_config()
+    config.update(activation="linear", name=f"{layer.name}_pre")
+    copy = layer.__class__.from_config(config)
+    copy.build(tuple(layer.input.shape))
+    copy.set_weights(layer.get_weights())
+    return copy
+
+
+def pre_activation_model(model, layer: str) -> keras.Model:
+    """Model from the input image to the pre-activation of `layer` (its output for pools).
+
+    Parameters
+    ----------
+    model : keras.Model
+        The trained network (`mnist_cnn.model.load_trained`).
+    layer : str
+        One of TARGET_LAYERS. For "output" this gives the logits.
+
+    Returns
+    -------
+    keras.Model
+        Shares the trained weights up to the layer before; `relu` of its output is the layer's
+        activation (for "output" the output is the logit itself).
+    """
+    if layer not in ACTIVATION_OF:
+        raise UserError(f"unknown layer {layer!r}; choose from {', '.join(TARGET_LAYERS)}")
+    active = ACTIVATION_OF[layer]
+    names = list(LAYER_NAMES)
+    before = names[names.index(active) - 1] if names.index(active) > 0 else None
+    x = model.inputs[0] if before is None else model.get_layer(before).output
+    x = _linear_copy(model.get_layer(active))(x)
+    if layer != active:  # a pool after the conv: max-pooling commutes with ReLU
+        x = model.get_layer(layer)(x)
+    return keras.Model(model.inputs[0], x, name=f"cut_{layer}_pre")  # one tensor in, not a list
+
+
+def head_model(model, start="conv_3"):
+    """The rest of the network after layer `start`: a model from its output to the softmax.
+
+    Used by the ablation: zero some `conv_3` maps, then finish the forward pass. Shares the
+    trained layers (and weights) with `model`.
+
+    Parameters
+    ----------
+    model : keras.Model
+    start : str
+        A layer of `model`; the head takes that layer's output shape as input.
+
+    Returns
+    -------
+    keras.Model
+        From `start`'s output (batch, *shape) to class probabilities (batch, 10).
+    """
+    names = list(LAYER_NAMES)
+    inputs = keras.Input(shape=tuple(model.get_layer(start).output.shape[1:]), name=f"{start}_maps")
+    x = inputs
+    for name in names[names.index(start) + 1:]:
+        x = model.get_layer(name)(x)
+    return keras.Model(inputs, x, name=f"head_after_{start}")

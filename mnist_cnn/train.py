@@ -22,16 +22,11 @@ import numpy as np
 import tensorflow as tf
 
 from mnist_cnn.config import TrainConfig
-from mnist_cnn.data import load_mnist
+from mnist_cnn.data import load_mnist, to_input
 from mnist_cnn.evaluate import evaluate, plot_confusion, plot_learning_curves
 from mnist_cnn.fileio import atomic_path, exclusive_lock, save_figure, write_json
 from mnist_cnn.model import build_model
 from mnist_cnn.precision import machine_facts, resolve
-
-
-def to_input(x: np.ndarray) -> np.ndarray:
-    """uint8 images (N, 28, 28) -> float32 model inputs (N, 28, 28, 1) in [0, 1]."""
-    return (x.astype(np.float32) / 255.0)[..., None]
 
 
 def split(config: TrainConfig, data_path=None):

@@ -102,3 +102,13 @@ def test_ablation_zeroes_the_ranked_maps_and_hurts_only_when_they_matter():
     assert np.all(seen[2][..., 0] == 0) and np.all(seen[3][..., 0] == 0)
     assert np.any(seen[2][..., 1:] != 0)
     assert np.all(seen[0][..., 0] == a[..., 0])  # the baseline saw the unmodified maps
+
+
+def test_zero_maps_zeroes_exactly_the_chosen_maps():
+    maps = np.random.default_rng(3).random((64, 3, 3, 128)).astype(np.float32)
+    chosen = [3, 17, 99]
+    ablated = compare.zero_maps(maps, chosen)
+    assert np.all(ablated[..., chosen] == 0)
+    others = np.setdiff1d(np.arange(128), chosen)
+    np.testing.assert_array_equal(ablated[..., others], maps[..., others])
+    assert np.any(maps[..., chosen] != 0)  # the input had something to remove, and is untouched

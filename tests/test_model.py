@@ -1,11 +1,12 @@
-"""The architecture: layer names, shapes, parameter counts; safe loading."""
+"""The architecture: layer names, shapes, parameter counts; safe loading; the cuts through it."""
 
 import keras
 import numpy as np
 import pytest
 
+from mnist_cnn.config import LAYER_NAMES, OUTPUT_SHAPES, PARAM_COUNT
 from mnist_cnn.errors import UserError
-from mnist_cnn.model import LAYER_NAMES, OUTPUT_SHAPES, PARAM_COUNT, build_model, load_trained
+from mnist_cnn.model import build_model, head_model, load_trained, pre_activation_model, sub_model
 
 
 def test_layers_shapes_and_parameters():
@@ -44,3 +45,31 @@ def test_bad_model_files_are_user_errors(tmp_path):
     other.save(tmp_path / "other.keras")
     with pytest.raises(UserError, match="not the mnist_cnn architecture"):
         load_trained(tmp_path / "other.keras")
+
+
+@pytest.fixture(scope="module")
+def images(mnist):
+    from mnist_cnn.data import to_input
+
+    return to_input(mnist[1][0][:64])
+
+
+@pytest.mark.parametrize("layer", ["conv_1", "pool_2", "conv_3", "dense_1", "output"])
+def test_cut_model_is_the_pre_activation(tiny_model, images, layer):
+    import tensorflow as tf
+
+    x = images
+    pre = np.asarray(pre_activation_model(tiny_model, layer)(x))
+    if layer == "output":  # the logits: softmax of them is the model's output
+        np.testing.assert_allclose(tf.nn.softmax(pre).numpy(), tiny_model(x), atol=1e-5)
+    else:
+        np.testing.assert_allclose(np.maximum(pre, 0), sub_model(tiny_model, [layer])([x]),
+                                   atol=1e-5)
+        assert (pre < 0).any()  # the cut really ends before the ReLU
+
+
+def test_head_finishes_the_forward_pass(tiny_model, images):
+    cut = sub_model(tiny_model, ["conv_3", "output"])
+    conv_3, output = (np.asarray(t) for t in cut([images]))
+    head = head_model(tiny_model, "conv_3")
+    np.testing.assert_allclose(np.asarray(head(conv_3)), output, atol=1e-5)

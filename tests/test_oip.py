@@ -1,5 +1,5 @@
-"""OIPs: the cut models, the ascent (rises, batched = single, stays in [0, 1], revives zero
-maps), class images, carving, the command's files and its bad-input messages.
+"""OIPs: the ascent (rises, batched = single, stays in [0, 1], revives zero maps), class
+images, carving, the command's files and its bad-input messages (the cut models: test_model.py).
 
 Runs on the session's tiny model with few steps and float32 (bfloat16 rounding would make the
 batched-vs-single comparison depend on the batch size).
@@ -17,30 +17,14 @@ F32 = dict(precision="float32")
 
 @pytest.fixture(scope="module")
 def x_test(mnist):
-    from mnist_cnn.train import to_input
+    from mnist_cnn.data import to_input
 
     return to_input(mnist[1][0][:2000])
 
 
-@pytest.mark.parametrize("layer", ["conv_1", "pool_2", "conv_3", "dense_1", "output"])
-def test_cut_model_is_the_pre_activation(tiny_model, x_test, layer):
-    import tensorflow as tf
-
-    from analysis.oip import pre_activation_model
-    from mnist_cnn.model import sub_model
-
-    x = x_test[:64]
-    pre = np.asarray(pre_activation_model(tiny_model, layer)(x))
-    if layer == "output":  # the logits: softmax of them is the model's output
-        np.testing.assert_allclose(tf.nn.softmax(pre).numpy(), tiny_model(x), atol=1e-5)
-    else:
-        np.testing.assert_allclose(np.maximum(pre, 0), sub_model(tiny_model, [layer])([x]),
-                                   atol=1e-5)
-        assert (pre < 0).any()  # the cut really ends before the ReLU
-
-
 def test_objective_rises_over_steps(tiny_model):
-    from analysis.oip import Ascent, OIPConfig, start_images
+    from analysis.oip.ascent import Ascent, OIPConfig
+    from analysis.oip.param import start_images
 
     maps = np.arange(0, 128, 16)
     start = start_images(maps, seed=0)
@@ -54,7 +38,8 @@ def test_objective_rises_over_steps(tiny_model):
 
 
 def test_batched_equals_single_map_run(tiny_model):
-    from analysis.oip import OIPConfig, compute_oips
+    from analysis.oip.ascent import OIPConfig
+    from analysis.oip.compute import compute_oips
 
     config = OIPConfig(steps=20, chunk=10, **F32)
     batch = compute_oips(tiny_model, "conv_2", [3, 17, 40], config, seed=5, verbose=0)
@@ -68,7 +53,8 @@ def test_batched_equals_single_map_run(tiny_model):
 
 @pytest.mark.parametrize("param", ["clip", "sigmoid", "fourier"])
 def test_images_stay_in_unit_range(tiny_model, param):
-    from analysis.oip import OIPConfig, compute_oips
+    from analysis.oip.ascent import OIPConfig
+    from analysis.oip.compute import compute_oips
 
     config = OIPConfig(steps=15, chunk=15, lr=0.5, param=param, tv=0.1, l2=0.1, jitter=2)
     r = compute_oips(tiny_model, "conv_1", [0, 7], config, seed=1, verbose=0)
@@ -78,7 +64,9 @@ def test_images_stay_in_unit_range(tiny_model, param):
 
 
 def test_map_at_zero_at_the_start_ends_positive(tiny_model, x_test):
-    from analysis.oip import Ascent, OIPConfig, data_maximum, start_images
+    from analysis.oip.ascent import Ascent, OIPConfig
+    from analysis.oip.compute import data_maximum
+    from analysis.oip.param import start_images
 
     ascent = Ascent(tiny_model, "conv_3", config=OIPConfig(steps=60, **F32))
     maps = np.arange(128)
@@ -91,7 +79,8 @@ def test_map_at_zero_at_the_start_ends_positive(tiny_model, x_test):
 
 
 def test_data_maximum_matches_feature_maps(tiny_model, x_test):
-    from analysis.oip import Ascent, data_maximum
+    from analysis.oip.ascent import Ascent
+    from analysis.oip.compute import data_maximum
     from mnist_cnn.model import sub_model
 
     maps = np.array([0, 9, 33])
@@ -101,7 +90,7 @@ def test_data_maximum_matches_feature_maps(tiny_model, x_test):
 
 
 def test_class_image_and_carving(tiny_model, x_test, mnist):
-    from analysis.oip import CLASS_IMAGE_CONFIG, carve, class_images
+    from analysis.oip.compute import CLASS_IMAGE_CONFIG, carve, class_images
 
     ci = class_images(tiny_model, [4, 9], replace(CLASS_IMAGE_CONFIG, steps=40, **F32))
     assert list(ci["predicted"]) == [4, 9]
@@ -155,7 +144,9 @@ def test_bad_input_is_one_line_before_tensorflow(args, expected):
 
 
 def test_position_and_centre_objectives(tiny_model):
-    from analysis.oip import Ascent, OIPConfig, map_mean, map_position, start_images
+    from analysis.oip.ascent import Ascent, OIPConfig
+    from analysis.oip.objectives import map_mean, map_position
+    from analysis.oip.param import start_images
 
     maps = np.array([2, 30])
     start = start_images(maps, seed=3)
@@ -165,3 +156,18 @@ def test_position_and_centre_objectives(tiny_model):
         before = ascent.measure(start, maps)
         _, after = ascent.run(start, maps, verbose=0)
         assert (after > before).all() and (after > 0).all()
+
+
+def test_penalties_and_progress_callbacks(tiny_model):
+    from analysis.oip.ascent import Ascent, OIPConfig
+    from analysis.oip.objectives import penalties
+    from analysis.oip.param import start_images
+
+    assert penalties() == [] and [p.name for p in penalties(tv=0.5, l2=0.1)] == ["tv", "l2"]
+    flat = np.full((1, 28, 28), 0.5, np.float32)
+    assert float(penalties(l2=2.0)[0](flat)[0]) == pytest.approx(0.5)  # 2 * mean(0.5 ** 2)
+    assert float(penalties(tv=3.0)[0](flat)[0]) == 0.0  # a flat image has no variation
+    seen = []
+    ascent = Ascent(tiny_model, "conv_1", config=OIPConfig(steps=7, chunk=3, **F32))
+    ascent.run(start_images([0], seed=0), [0], verbose=0, callbacks=[seen.append])
+    assert seen == [3, 6, 7]  # steps done after each compiled chunk

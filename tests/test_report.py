@@ -71,7 +71,8 @@ def test_page_is_self_contained(report):
 
 
 def test_given_contrast_is_used(tiny_model, tiny_model_path, mnist, tmp_path):
-    from analysis.report import build_report, confusion_section
+    from analysis.report import build_report
+    from analysis.report.sections import confusion_section
 
     _, (x_test, y_test) = mnist
     s = build_report(tiny_model, tiny_model_path, (x_test[:500], y_test[:500]), 3, tmp_path,
@@ -143,7 +144,7 @@ def test_bad_model_files(kind, tmp_path, capsys):
 
 def test_failed_run_leaves_the_old_report(tiny_model_path, tmp_path, monkeypatch, capsys):
     """A section failing half-way: the previous report stays whole, no temporary folder left."""
-    from analysis import report
+    from analysis.report import sections
     from mnist_cnn.errors import UserError
 
     out = tmp_path / "reports" / "digit-4"
@@ -153,7 +154,7 @@ def test_failed_run_leaves_the_old_report(tiny_model_path, tmp_path, monkeypatch
     def broken(ctx):
         raise UserError("disk full (simulated)")
 
-    monkeypatch.setattr(report, "SECTIONS", [report.kernels_section, broken])
+    monkeypatch.setattr(sections, "SECTIONS", [sections.kernels_section, broken])
     rc, err = _main(["analyze", "--digit", "4", "--contrast", "9", "--model",
                      str(tiny_model_path), "--out", str(out)], capsys)
     assert rc == 2 and err == ["mnist_cnn analyze: error: disk full (simulated)"]
@@ -165,8 +166,10 @@ def test_failed_run_leaves_the_old_report(tiny_model_path, tmp_path, monkeypatch
 def test_run_analyze_cli(tiny_model_path, tmp_path, monkeypatch, capsys):
     """The CLI entry end to end, with the report sections reduced to the cheap ones."""
     from analysis import report
+    from analysis.report import sections
 
-    monkeypatch.setattr(report, "SECTIONS", [report.confusion_section, report.kernels_section])
+    monkeypatch.setattr(sections, "SECTIONS",
+                        [sections.confusion_section, sections.kernels_section])
     out = tmp_path / "digit-7"
     args = Namespace(digit=7, contrast=None, samples=1, cmap="jet", layers=["conv_1"], out=str(out),
                      model=str(tiny_model_path), data="")

@@ -89,7 +89,8 @@ def test_learning_rate_schedule_warms_up_then_decays():
 def test_augmentation_moves_pixels_but_keeps_shape_and_range(mnist):
     import numpy as np
 
-    from mnist_cnn.train import augmenter, to_input
+    from mnist_cnn.data import to_input
+    from mnist_cnn.train import augmenter
 
     x = to_input(mnist[0][0][:64])
     moved = np.asarray(augmenter(seed=0)(x, training=True))

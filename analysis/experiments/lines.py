@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.filters import correlation_matrix, draw_kernels
+from analysis.experiments.filters import correlation_matrix, draw_kernels
 
 SIZE = 50
 PER_CLASS = 600
@@ -103,7 +103,7 @@ def prewitt_scores(kernels):
     return out
 
 
-def build_model(size=SIZE, kernels=KERNELS, kernel_size=KERNEL_SIZE):
+def build_lines_cnn(size=SIZE, kernels=KERNELS, kernel_size=KERNEL_SIZE):
     """Conv2D(kernels, kernel_size, ReLU) -> global max pooling -> Dense(2) softmax."""
     import keras
 
@@ -129,7 +129,7 @@ def train_lines(x_fit, y_fit, x_test, y_test, epochs=EPOCHS, seed=0, lr=0.05, ba
     from mnist_cnn.train import seed_everything
 
     seed_everything(seed)
-    model = build_model(size=x_fit.shape[1])
+    model = build_lines_cnn(size=x_fit.shape[1])
     model.compile(optimizer=keras.optimizers.SGD(lr, momentum=0.9),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     conv = model.get_layer("conv")
@@ -143,7 +143,7 @@ def train_lines(x_fit, y_fit, x_test, y_test, epochs=EPOCHS, seed=0, lr=0.05, ba
             "accuracy": np.array(history.history["accuracy"])}
 
 
-def feature_maps(model, images):
+def conv_maps(model, images):
     """First-layer maps (after ReLU) of `images` (n, size, size) -> (n, H, W, k)."""
     import keras
 
@@ -151,6 +151,7 @@ def feature_maps(model, images):
 
 
 def kernel_titles(scores):
+    """One title per kernel: its index, best |r| with Prewitt H and V, and the detector kind."""
     return [f"{i}: H {h:.2f} V {v:.2f}" + (f"\n{kind}" if kind else "\n-")
             for i, (h, v, kind) in enumerate(zip(scores["best_h"], scores["best_v"], scores["kinds"]))]
 
@@ -238,7 +239,7 @@ def run(out, seed=0, data=None, per_class=PER_CLASS, epochs=EPOCHS):
     scores_init = prewitt_scores(kernels[0])
     test_x, test_y = x[-n_test:], y[-n_test:]
     examples = np.stack([test_x[np.flatnonzero(test_y == c)[0]] for c in (0, 1)])
-    maps = feature_maps(result["model"], examples)
+    maps = conv_maps(result["model"], examples)
 
     save_figure(plot_before_after(kernels[0], kernels[-1], scores), out / "kernels_before_after.png")
     save_figure(plot_feature_maps(examples, maps, scores), out / "feature_maps.png")

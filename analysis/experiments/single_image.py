@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.filters import draw_kernels, pearson
+from analysis.experiments.filters import draw_kernels, pearson
 
 DIGIT = 4
 N_FILTERS = 5
@@ -31,7 +31,7 @@ def first_image_of(x, y, digit=DIGIT):
     return int(np.flatnonzero(y == digit)[0])
 
 
-def build_model(n_filters=N_FILTERS, side=28):
+def build_single_image_cnn(n_filters=N_FILTERS, side=28):
     """Input (side, side, 1) -> Conv2D(n_filters, side x side, linear) -> Flatten -> Dense(10) softmax."""
     import keras
 
@@ -63,7 +63,7 @@ def train_on_one_image(image, label, steps=STEPS, lr=LR, batch=BATCH, seed=0):
     from mnist_cnn.train import seed_everything
 
     seed_everything(seed)
-    model = build_model(side=image.shape[0])
+    model = build_single_image_cnn(side=image.shape[0])
     model.compile(optimizer=keras.optimizers.SGD(lr), loss="sparse_categorical_crossentropy")
     conv = model.get_layer("image_filters")
     snapshot = lambda: conv.get_weights()[0][:, :, 0, :].transpose(2, 0, 1).copy()  # noqa: E731

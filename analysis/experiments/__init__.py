@@ -1,9 +1,12 @@
 """`python -m mnist_cnn experiment NAME|all`: the filter-learning experiments, one module each.
 
-single-image (analysis.single_image), lines (analysis.lines), reference (analysis.reference_check)
-and two-runs (analysis.two_runs). Each writes `<out>/<name>/` (PNGs, an .npz of the numbers,
-summary.json) atomically: the folder appears complete or not at all. `bench_experiments` times
-them for `make bench`.
+The names, in the order of `all`, are `mnist_cnn.config.EXPERIMENTS` (the command line reads
+them there without importing this package); `MODULES` maps each to its module here:
+single-image (`single_image`), lines (`lines`), reference (`reference_check`: it checks the
+NumPy reference `mnist_cnn/reference.py` against Keras) and two-runs (`two_runs`); `filters`
+holds what they share. Each module has `run(out, seed, data, **sizes)`, which writes
+`<out>/<name>/` (PNGs, an .npz of the numbers, summary.json); `run_one` makes that atomic: the
+folder appears complete or not at all. `mnist_cnn.bench.bench_experiments` times them.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ import importlib
 import time
 from pathlib import Path
 
-# CLI name -> module; the order is the order of `all` (cheap first).
-MODULES = {
-    "single-image": "analysis.single_image",
-    "lines": "analysis.lines",
-    "reference": "analysis.reference_check",
-    "two-runs": "analysis.two_runs",
-}
+from mnist_cnn.config import EXPERIMENTS
+
+# Experiment name -> module: the name with "_" for "-", except where the name alone would be
+# taken for something else.
+_MODULE_OF = {"reference": "reference_check"}  # not the NumPy reference, mnist_cnn/reference.py
+MODULES = {name: f"{__name__}.{_MODULE_OF.get(name, name.replace('-', '_'))}"
+           for name in EXPERIMENTS}
 
 
 def run_one(name, out_root, seed=0, data=None, **sizes):
@@ -33,7 +36,8 @@ def run_one(name, out_root, seed=0, data=None, **sizes):
     data : str, optional
         Explicit Keras-style mnist.npz.
     **sizes
-        Passed to the module's `run` (tests use them to shrink the work).
+        Passed to the module's `run` (tests use them to shrink the work, or to point the
+        reference experiment at another model).
 
     Returns
     -------
@@ -61,24 +65,3 @@ def run_experiments(args):
     if len(names) > 1:
         print(f"all experiments: {time.perf_counter() - started:.0f} s")
     return 0
-
-
-def bench_experiments(args):
-    """`make bench` section: seconds and key numbers of each experiment (output in a temporary folder)."""
-    import tempfile
-
-    results = {}
-    with tempfile.TemporaryDirectory(prefix="bench-experiments-") as out:
-        for name in MODULES:
-            s = run_one(name, out, seed=0)
-            results[name] = {"seconds": s["seconds"], **{k: s[k] for k in KEY_NUMBERS[name]}}
-    return results
-
-
-KEY_NUMBERS = {
-    "single-image": ("mean_abs_r_before", "mean_abs_r_after", "r_after"),
-    "lines": ("test_accuracy", "horizontal_detectors", "vertical_detectors", "mean_best_r_init",
-              "mean_best_r_trained"),
-    "reference": ("max_abs_diff_forward", "max_abs_diff_input_gradient", "measured_equals_predicted"),
-    "two-runs": ("training_seconds", "test_accuracy", "matchings"),
-}

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from analysis.filters import (activations_as_columns, correlation_matrix, draw_kernels,
+from analysis.experiments.filters import (activations_as_columns, correlation_matrix, draw_kernels,
                               kernels_as_columns, match_filters)
 from mnist_cnn.precision import resolve
 
@@ -219,9 +219,8 @@ def run(out, seed=0, data=None, epochs=EPOCHS, train_limit=TRAIN_LIMIT):
     dict
         The summary.
     """
-    from mnist_cnn.data import load_mnist
+    from mnist_cnn.data import load_mnist, to_input
     from mnist_cnn.fileio import save_figure, save_npz, write_json
-    from mnist_cnn.train import to_input
 
     run_a = train_run(seed, epochs, train_limit, data)
     run_b = train_run(seed + 1, epochs, train_limit, data)

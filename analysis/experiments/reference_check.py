@@ -5,8 +5,9 @@ map layers (conv_1 ... conv_3 with ReLU and max pooling) on test images and back
 the centre conv_3 unit to the input, and both are compared with Keras and `tf.GradientTape`.
 Then every input pixel is perturbed in turn (one batch of 785 images) to see which pixels change
 the centre unit of each map layer: the measured receptive field, drawn against the box the
-recursion r(l-1) = s(l) r(l) + k(l) - s(l) predicts. Uses models/mnist_cnn.keras when it exists,
-else the untrained architecture (seeded): geometry and equality do not depend on training.
+recursion r(l-1) = s(l) r(l) + k(l) - s(l) predicts. Uses models/mnist_cnn.keras (or `run`'s
+`model`) when it exists, else the untrained architecture (seeded): geometry and equality do not
+depend on training.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_cnn import reference as ref
+from mnist_cnn.config import DEFAULT_MODEL, MAP_LAYERS
 
 IMAGES = 64
 PERTURBATION = 1.0
@@ -48,7 +50,7 @@ def keras_maps_and_gradient(model, x, d_conv3):
     """Keras' map outputs and tf.GradientTape's input gradient of sum(conv_3 * d_conv3)."""
     import tensorflow as tf
 
-    from mnist_cnn.model import MAP_LAYERS, sub_model
+    from mnist_cnn.model import sub_model
 
     maps = sub_model(model, list(MAP_LAYERS))
     xt = tf.constant(x)
@@ -66,7 +68,7 @@ def measured_fields(model, image, eps=PERTURBATION):
     -------
     dict layer -> bool array (28, 28)
     """
-    from mnist_cnn.model import MAP_LAYERS, sub_model
+    from mnist_cnn.model import sub_model
 
     side = image.shape[0]
     batch = np.repeat(image[None, :, :, None], side * side + 1, axis=0).astype("float32")
@@ -125,32 +127,37 @@ def plot_gradients(grad_numpy, grad_tf):
     return fig
 
 
-def load_model(seed):
-    """The default trained model if present, else the seeded untrained architecture; and its label."""
-    from mnist_cnn.bench import MODEL
+def load_model(seed, path=DEFAULT_MODEL):
+    """The trained model at `path` if present, else the seeded untrained architecture; and its label."""
     from mnist_cnn.model import build_model, load_trained
     from mnist_cnn.train import seed_everything
 
-    if Path(MODEL).is_file():
-        return load_trained(MODEL), str(MODEL)
+    if Path(path).is_file():
+        return load_trained(path), str(path)
     seed_everything(seed)
     return build_model(), f"untrained architecture (seed {seed})"
 
 
-def run(out, seed=0, data=None, images=IMAGES):
+def run(out, seed=0, data=None, images=IMAGES, model=DEFAULT_MODEL):
     """Run the checks and write figures, numbers and summary.json into `out`.
+
+    Parameters
+    ----------
+    out : Path, the folder to write into.
+    seed : int, seeds the untrained architecture when there is no model.
+    data : str, optional, explicit Keras-style mnist.npz.
+    images : int, test images run through both implementations.
+    model : str or Path, the trained model to check (default: the default model, if present).
 
     Returns
     -------
     dict
         The summary.
     """
-    from mnist_cnn.data import load_mnist
+    from mnist_cnn.data import load_mnist, to_input
     from mnist_cnn.fileio import save_figure, save_npz, write_json
-    from mnist_cnn.model import MAP_LAYERS
-    from mnist_cnn.train import to_input
 
-    model, source = load_model(seed)
+    model, source = load_model(seed, model)
     _, (x_test, _) = load_mnist(data)
     x = to_input(x_test[:images])
     weights = model.get_weights()

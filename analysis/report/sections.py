@@ -1,0 +1,320 @@
+"""The report's sections, in page order (`SECTIONS`); each is a function of the `Context`.
+
+How to add a section:
+    1. write `def my_section(ctx: Context) -> Section` (import heavy modules inside it);
+       save figures with `ctx.figure(name, fig, caption, **arrays)` and tables with
+       `ctx.table(name, caption, rows)`; use `ctx.model`, `ctx.digit`, `ctx.contrast`,
+       `ctx.cmap`, `ctx.class_maps(label)`, `ctx.comparison()` (ranking of conv_3 maps);
+    2. append it to SECTIONS below. Its `summary` dict lands in summary.json under
+       "sections" -> its key, and its figures and tables appear in index.html.
+
+The computations live in `analysis.feature_maps`, `analysis.compare` and `analysis.oip`, the
+figures in `analysis.plots` and `analysis.oip.plots`; a section only picks what to show and
+writes the captions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from analysis.report.context import Context, Section
+from mnist_cnn.fileio import save_npz
+
+ABLATION_KS = (1, 2, 4, 8, 16, 32)
+TOP_MAPS = 16  # rows of the ranking table in the report and in summary.json
+REPORT_MAPS = 8  # OIPs per side in the digit report
+
+
+def confusion_section(ctx: Context) -> Section:
+    """Confusion matrix, top confused pairs, misclassified images of DIGIT."""
+    from analysis.plots import plot_misclassified
+    from mnist_cnn.evaluate import plot_confusion, top_confusions
+
+    ev, d = ctx.evaluation, ctx.digit
+    cm = ev["confusion_matrix"]
+    pairs = [{"true": t, "predicted": p, "count": n} for t, p, n in top_confusions(cm, k=10)]
+    idx = ctx.indices(d)
+    wrong = idx[ev["predicted"][idx] != d]
+    confidence = ev["probabilities"][wrong, ev["predicted"][wrong]]
+    order = np.argsort(-confidence, kind="stable")
+    wrong, confidence = wrong[order], confidence[order]
+    figures = [
+        ctx.figure("confusion_matrix", plot_confusion(cm),
+                   f"Confusion matrix of the {cm.sum()} test images: counts (left) and "
+                   "row-normalised (right; the diagonal is each digit's recall). Rows: true digit, "
+                   "columns: predicted.", confusion_matrix=cm),
+        ctx.figure(f"misclassified_{d}",
+                   plot_misclassified(ctx.x_test[wrong], ev["predicted"][wrong], confidence, d,
+                                      titles=[f"#{i}" for i in wrong]),
+                   f"The {len(wrong)} misclassified test images of {d}, most confident mistake "
+                   "first, each with the predicted digit and the model's probability for it.",
+                   test_index=wrong, predicted=ev["predicted"][wrong], confidence=confidence,
+                   images=(ctx.x_test[wrong, ..., 0] * 255).round().astype(np.uint8)),
+    ]
+    row = cm[d]
+    errors = {int(j): int(row[j]) for j in np.argsort(-row) if j != d and row[j] > 0}
+    summary = {"test_accuracy": ev["accuracy"], "test_loss": ev["loss"],
+               "digit_recall": float(row[d] / max(row.sum(), 1)),
+               "digit_misclassified": int(len(wrong)), "digit_predicted_as": errors,
+               "top_confused_pairs": pairs}
+    text = (f"Test accuracy {ev['accuracy']:.2%} (loss {ev['loss']:.4f}). Of the {row.sum()} test "
+            f"images of {d}, {len(wrong)} are misclassified"
+            + (": " + ", ".join(f"{n} as {j}" for j, n in errors.items()) if errors else "") + ".")
+    table = ctx.table("top_confusions", "Most frequent confusions over the whole test set "
+                      "(true digit -> predicted digit).", pairs)
+    return Section("confusion", "Confusion report", text, figures, [table], summary)
+
+
+def activation_section(ctx: Context) -> Section:
+    """Every map of every chosen layer for one test image of DIGIT."""
+    from analysis.plots import plot_activation_grid
+
+    i = int(ctx.sample_indices(ctx.digit)[0])
+    pos = int(np.flatnonzero(ctx.indices(ctx.digit) == i)[0])
+    maps = ctx.class_maps(ctx.digit)
+    figures = []
+    for layer in ctx.layers:
+        m = maps[layer][pos]
+        figures.append(ctx.figure(
+            f"activations_{layer}",
+            plot_activation_grid(ctx.x_test[i], m, layer, ctx.cmap,
+                                 title=f"test image #{i} (a {ctx.digit})"),
+            f"All {m.shape[-1]} maps of {layer} ({m.shape[0]}x{m.shape[1]}) for test image #{i}, "
+            f"a {ctx.digit}; one colour scale from 0 to the largest activation "
+            f"({m.max():.3g}). Map {int(m.mean(axis=(0, 1)).argmax())} has the largest mean; "
+            f"{int((m.max(axis=(0, 1)) <= 0).sum())} maps are all zero for this image.",
+            image=ctx.x_test[i, ..., 0], maps=m, test_index=i))
+    return Section("activations", f"Feature maps of one {ctx.digit}",
+                   "What each conv and pooling layer produces for one image (the series' part IV).",
+                   figures, summary={"test_index": i, "layers": list(ctx.layers)})
+
+
+def samples_section(ctx: Context) -> Section:
+    """The series' part V figure: several images of DIGIT and CONTRAST, layer by layer."""
+    from analysis.plots import plot_class_samples
+
+    picks = {}
+    for label in (ctx.digit, ctx.contrast):
+        chosen = ctx.sample_indices(label)
+        picks[label] = (chosen, np.searchsorted(ctx.indices(label), chosen))
+    figures = []
+    for layer in ctx.layers:
+        (ia, pa), (ib, pb) = picks[ctx.digit], picks[ctx.contrast]
+        ma, mb = ctx.class_maps(ctx.digit)[layer][pa], ctx.class_maps(ctx.contrast)[layer][pb]
+        figures.append(ctx.figure(
+            f"samples_{layer}",
+            plot_class_samples(ctx.x_test[ia], ma, ctx.x_test[ib], mb, layer, ctx.digit,
+                               ctx.contrast, ctx.cmap,
+                               titles=[f"#{i}" for i in np.r_[ia, ib]]),
+            f"{layer}: {len(ia)} test images of {ctx.digit} (#{', #'.join(map(str, ia))}) and "
+            f"{len(ib)} of {ctx.contrast} (#{', #'.join(map(str, ib))}) side by side, one colour "
+            "scale; maps that light up in every row of one digit are what the class shares.",
+            test_index_digit=ia, test_index_contrast=ib, maps_digit=ma, maps_contrast=mb))
+    return Section("samples", f"Different {ctx.digit}s and {ctx.contrast}s, layer by layer",
+                   "Which maps stay common within a class (the series' part V).", figures,
+                   summary={"test_index_digit": [int(i) for i in picks[ctx.digit][0]],
+                            "test_index_contrast": [int(i) for i in picks[ctx.contrast][0]]})
+
+
+def kernels_section(ctx: Context) -> Section:
+    """The 32 first-layer 3x3 kernels."""
+    from analysis.plots import plot_kernels
+
+    kernel, bias = (np.asarray(w) for w in ctx.model.get_layer("conv_1").get_weights())
+    fig = ctx.figure("kernels_conv_1", plot_kernels(kernel),
+                     "The 32 conv_1 kernels (3x3 weights on the input pixels), one symmetric "
+                     f"colour scale (|w| up to {np.abs(kernel).max():.3g}); red weights respond "
+                     "to ink, blue to its absence. Tile title: map index.",
+                     kernel=kernel, bias=bias)
+    return Section("kernels", "First-layer kernels", "", [fig],
+                   summary={"max_abs_weight": float(np.abs(kernel).max())})
+
+
+def comparison_section(ctx: Context) -> Section:
+    """Per-map statistics of all layers, class-mean conv_3 maps, and the ranking of conv_3 maps."""
+    from analysis.plots import plot_class_means, plot_ranking
+
+    d, c = ctx.digit, ctx.contrast
+    comp = ctx.comparison()
+    arrays = {}
+    for layer, r in comp.items():
+        for name, stats in (("digit", r["stats_digit"]), ("contrast", r["stats_contrast"])):
+            for key, value in stats.items():
+                arrays[f"{layer}_{key}_{name}"] = value
+        arrays[f"{layer}_auc"] = r["effect"]["auc"]
+        arrays[f"{layer}_cohens_d"] = r["effect"]["cohens_d"]
+        arrays[f"{layer}_ranking"] = r["ranking"]
+    save_npz(ctx.out / "class_statistics.npz", **arrays)
+
+    c3 = comp["conv_3"]
+    top = c3["ranking"][:TOP_MAPS]
+    n_a, n_b = len(c3["scores_digit"]), len(c3["scores_contrast"])
+    figures = [
+        ctx.figure("class_means_conv_3",
+                   plot_class_means(c3["stats_digit"]["mean_map"], c3["stats_contrast"]["mean_map"],
+                                    d, c, "conv_3", ctx.cmap, highlight=top[:8]),
+                   f"Mean conv_3 maps over all {n_a} test images of {d} (top) and all {n_b} of "
+                   f"{c} (middle), shared colour scale; bottom: their difference (red: stronger "
+                   f"on {d}). The 8 best-separating maps are framed in red.",
+                   mean_map_digit=c3["stats_digit"]["mean_map"],
+                   mean_map_contrast=c3["stats_contrast"]["mean_map"], highlighted=top[:8]),
+        ctx.figure("ranking_conv_3",
+                   plot_ranking(c3["effect"]["auc"], c3["ranking"], d, c, "conv_3", TOP_MAPS),
+                   f"ROC AUC of each conv_3 map's mean activation for telling {d} from {c}, maps "
+                   "sorted by separation |2 AUC - 1|.", auc=c3["effect"]["auc"],
+                   ranking=c3["ranking"], cohens_d=c3["effect"]["cohens_d"]),
+    ]
+    all_rows = [{"layer": layer, **row} for layer, r in comp.items() for row in r["rows"]]
+    ctx.table("ranking_all_layers", "", all_rows)
+    best = [{"layer": layer, **r["rows"][0],
+             "maps_auc_above_0.9_or_below_0.1": int((r["effect"]["separation"] > 0.8).sum()),
+             "maps": len(r["ranking"])} for layer, r in comp.items()]
+    tables = [
+        ctx.table("ranking_conv_3", f"The {TOP_MAPS} conv_3 maps that best separate {d} from {c} "
+                  "(all 128 in ranking_conv_3.csv, every layer in ranking_all_layers.csv). "
+                  "mean_*: mean activation; active_*: fraction of images where the map is active.",
+                  c3["rows"], show=TOP_MAPS),
+        ctx.table(None, "The best-separating map of each layer, and how many maps separate "
+                  "strongly (AUC > 0.9 or < 0.1).", best),
+    ]
+    text = (f"Over all {n_a} test images of {d} and all {n_b} of {c}: for every map of every "
+            "layer, the mean activation, the fraction of images where it is active (> 0 "
+            "somewhere), and the mean map (class_statistics.npz). Effect size: AUC = probability "
+            f"that a random {d} activates the map (spatial mean) more than a random {c} (ties "
+            "count half; Mann-Whitney U / (n1 n2)); maps are ranked by |2 AUC - 1|, ties by "
+            "|Cohen's d| (mean difference over pooled standard deviation). The ranking uses the "
+            "same test images as the ablation below.")
+    return Section("comparison", f"What separates {d} from {c}", text, figures, tables,
+                   summary={"n_images": {str(d): n_a, str(c): n_b},
+                            "top_maps": c3["rows"][:TOP_MAPS], "best_per_layer": best})
+
+
+def probe_section(ctx: Context) -> Section:
+    """Logistic-regression probe on conv_3, all features and top-k ranked maps."""
+    from analysis.compare import probe_accuracy
+
+    a, b = ctx.class_maps(ctx.digit)["conv_3"], ctx.class_maps(ctx.contrast)["conv_3"]
+    p = probe_accuracy(a, b, top_k=ABLATION_KS, seed=ctx.seed)
+    rows = [{"features": f"all conv_3 activations ({p['n_features']})",
+             "cv_accuracy": p["all_features"]}]
+    rows += [{"features": f"spatial means of the top {k} ranked maps", "cv_accuracy": acc}
+             for k, acc in p["top_k"].items()]
+    text = (f"A logistic-regression probe (scikit-learn, standardised features) tells {ctx.digit} "
+            f"from {ctx.contrast} on conv_3 outputs with {p['all_features']:.2%} "
+            f"{p['folds']}-fold cross-validated accuracy ({p['n_images']} images). With only the "
+            "spatial means of the top-k maps (ranking recomputed on each training fold): "
+            + ", ".join(f"k={k}: {v:.2%}" for k, v in p["top_k"].items()) + ".")
+    table = ctx.table("probe", "Cross-validated accuracy of the probe.", rows)
+    return Section("probe", "Probe: is the difference linearly readable?", text, [], [table], p)
+
+
+def ablation_section(ctx: Context) -> Section:
+    """Zero the top-k ranked conv_3 maps vs k random maps; accuracy on both classes."""
+    import tensorflow as tf
+
+    from analysis.compare import ablation
+    from analysis.plots import plot_ablation
+    from mnist_cnn.model import head_model
+
+    d, c = ctx.digit, ctx.contrast
+    head = tf.function(head_model(ctx.model, "conv_3"))
+    result = ablation(lambda m: head(tf.constant(m)).numpy(),
+                      ctx.class_maps(d)["conv_3"], ctx.class_maps(c)["conv_3"], d, c,
+                      ctx.comparison()["conv_3"]["ranking"], ABLATION_KS, seed=ctx.seed)
+    rows = [{"k": r["k"], f"acc {d}: ranked": r["ranked_accuracy_a"],
+             f"acc {d}: random": r["random_accuracy_a_mean"],
+             f"acc {c}: ranked": r["ranked_accuracy_b"],
+             f"acc {c}: random": r["random_accuracy_b_mean"],
+             f"p(true) {d}: ranked": r["ranked_probability_a"],
+             f"p(true) {d}: random": r["random_probability_a_mean"],
+             f"p(true) {c}: ranked": r["ranked_probability_b"],
+             f"p(true) {c}: random": r["random_probability_b_mean"],
+             "ranked maps": r["ranked_maps"]} for r in result["rows"]]
+    fig = ctx.figure("ablation_conv_3", plot_ablation(result, d, c),
+                     f"Accuracy (top) and mean probability of the true class (bottom) on the "
+                     f"test images of {d} (left) and {c} (right) after setting the top-k ranked "
+                     f"conv_3 maps to zero (red) or k random maps ({result['random_draws']} "
+                     "draws, grey: mean and min-max).",
+                     ranking=ctx.comparison()["conv_3"]["ranking"],
+                     **{key: np.array([r[key] for r in result["rows"]])
+                        for key in result["rows"][0] if key != "ranked_maps"})
+    last = result["rows"][-1]
+    text = (f"Zeroing maps after conv_3 and running the rest of the network (flatten, dense_1, "
+            f"output). Without ablation: {result['baseline']['accuracy_a']:.2%} on {d}, "
+            f"{result['baseline']['accuracy_b']:.2%} on {c}. With the top {last['k']} ranked maps "
+            f"zeroed: {last['ranked_accuracy_a']:.2%} and {last['ranked_accuracy_b']:.2%}; with "
+            f"{last['k']} random maps: {last['random_accuracy_a_mean']:.2%} and "
+            f"{last['random_accuracy_b_mean']:.2%} on average.")
+    # The CSV keeps every column (random min and max included); the page shows the main ones.
+    ctx.table("ablation", "", result["rows"])
+    table = ctx.table(None, f"Accuracy and mean true-class probability p(true) after zeroing "
+                      f"k conv_3 maps (random: mean of {result['random_draws']} draws; "
+                      "ablation.csv adds min and max).", rows)
+    table.file = "ablation.csv"
+    return Section("ablation", "Ablation: do the ranked maps matter?", text, [fig], [table], result)
+
+
+def oip_section(ctx: Context) -> Section:
+    """OIPs of the top-ranked conv_3 maps, class images and pattern carving (analysis/oip/)."""
+    from analysis.oip.ascent import OIPConfig
+    from analysis.oip.compute import CARVE_CONFIG, carve, class_images, compute_oips, oip_quality
+    from analysis.oip.plots import plot_carving, plot_class_images, plot_oips
+
+    d, c = ctx.digit, ctx.contrast
+    auc = np.asarray(ctx.comparison()["conv_3"]["effect"]["auc"])
+    for_digit = np.argsort(-auc, kind="stable")[:REPORT_MAPS]
+    for_contrast = np.argsort(auc, kind="stable")[:REPORT_MAPS]
+    maps = np.r_[for_digit, for_contrast]
+    r = compute_oips(ctx.model, "conv_3", maps, OIPConfig(), ctx.seed, ctx.x_test, verbose=0)
+    q = oip_quality(r)
+    labels = [f"AUC {auc[m]:.2f}" for m in maps]
+    figures = [ctx.figure(
+        "oip_conv_3_top",
+        plot_oips(r["images"], maps, r["activation"], "conv_3", r["data_max"], labels,
+                  title=f"OIPs of the {REPORT_MAPS} conv_3 maps that most prefer {d} over {c} "
+                        f"(top row) and {c} over {d} (bottom row)"),
+        f"Input patterns (OIPs) that maximise the mean activation of the conv_3 maps that best "
+        f"prefer {d} over {c} (top row, highest AUC) and {c} over {d} (bottom row, lowest AUC); "
+        "200 normalised gradient steps from multi-scale noise. Tile label: map index, the OIP's "
+        "activation, the map's AUC; red: the OIP does not exceed the map's largest activation "
+        "on a test image.",
+        images=r["images"], maps=maps, activation=r["activation"], data_max=r["data_max"],
+        auc=auc[maps])]
+    ci = class_images(ctx.model, [d, c], seed=ctx.seed)
+    figures.append(ctx.figure(
+        "class_images", plot_class_images(ci["images"], ci["digits"], ci["logit"],
+                                          ci["probability"]),
+        f"Class images: inputs that maximise the logit of {d} and of {c} (200 steps, small "
+        "total-variation penalty), with the logit and the softmax probability they reach.",
+        images=ci["images"], digits=ci["digits"], logit=ci["logit"],
+        probability=ci["probability"]))
+    source = int(ctx.sample_indices(d)[0])
+    carved = carve(ctx.model, ctx.x_test[source], np.r_[for_digit[:2], for_contrast[:2]])
+    figures.append(ctx.figure(
+        "pattern_carving", plot_carving(carved),
+        f"Pattern carving: test image #{source} (a {d}) after {CARVE_CONFIG.steps} small gradient "
+        f"steps that raise one conv_3 map each: the two maps most typical of {d}, then the two "
+        f"most typical of {c}. Right: what changed (red: ink added, blue: removed).",
+        before=carved["before"], after=carved["after"], maps=carved["maps"],
+        activation_before=carved["activation_before"],
+        activation_after=carved["activation_after"], predicted_after=carved["predicted_after"]))
+    text = (f"OIPs (gradient-ascent input patterns) of the conv_3 maps that separate {d} from {c} "
+            f"best: {q['above_data_max']} of {q['active_on_data']} maps active on the test images "
+            f"reach more than on any test image; {q['dead_on_data']} are dead on them. "
+            f"The class image of {d} reaches logit {ci['logit'][0]:.1f} (p = "
+            f"{ci['probability'][0]:.3f}). Carving test image #{source} towards map "
+            f"{int(for_contrast[0])} (typical of {c}) leads to the prediction "
+            f"{int(carved['predicted_after'][2])}.")
+    summary = {"maps_for_digit": for_digit.tolist(), "maps_for_contrast": for_contrast.tolist(),
+               "activation": r["activation"].round(4).tolist(),
+               "data_max": r["data_max"].round(4).tolist(), **q,
+               "class_image_logit": ci["logit"].round(3).tolist(),
+               "class_image_probability": ci["probability"].round(4).tolist(),
+               "carving_source_index": source,
+               "carving_predicted_after": carved["predicted_after"].tolist()}
+    return Section("oip", "OIPs: what the separating maps look for", text, figures, [], summary)
+
+
+# The report, in page order. Append a section function here to add it (see the module docstring).
+SECTIONS = [confusion_section, activation_section, samples_section, kernels_section,
+            comparison_section, probe_section, ablation_section, oip_section]

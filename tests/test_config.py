@@ -1,0 +1,38 @@
+"""The TF-free facts: importing them costs no TensorFlow, and they agree with the built network
+and with the Makefile."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from mnist_cnn import config
+
+
+def test_config_imports_no_tensorflow():
+    probe = ("import sys, mnist_cnn.config, mnist_cnn.cli; "
+             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_layer_table_matches_the_built_network():
+    from mnist_cnn.model import build_model
+
+    model = build_model()
+    assert [layer.name for layer in model.layers[1:]] == list(config.LAYER_NAMES)
+    assert tuple(model.input.shape[1:]) == config.INPUT_SHAPE
+    for name, size in config.LAYER_SIZES.items():
+        assert model.get_layer(name).output.shape[-1] == size
+    assert set(config.MAP_LAYERS) | set(config.CONV_LAYERS) <= set(config.TARGET_LAYERS)
+    assert all(config.ACTIVATION_OF[name] in config.CONV_LAYERS + ("dense_1", "output")
+               for name in config.TARGET_LAYERS)
+
+
+def test_makefile_names_the_same_default_model():
+    makefile = (Path(__file__).parents[1] / "Makefile").read_text()
+    named = re.search(r"^DEFAULT_MODEL\s*:=\s*(\S+)", makefile, re.M).group(1)
+    assert named == config.DEFAULT_MODEL
+    assert config.DEFAULT_MODEL == config.TrainConfig().model_path == "models/mnist_cnn.keras"
