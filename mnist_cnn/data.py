@@ -492,14 +492,15 @@ def _load_fashion_default() -> dict:
     """
     folder = fashion_cache_dir()
     tried = []
-    if all((folder / f).exists() for f in FASHION_FILES.values()):
+    present = sum((folder / f).exists() for f in FASHION_FILES.values())
+    if present == len(FASHION_FILES):
         try:
             return verify_fashion(read_idx_folder(folder), f"Keras cache {folder}")
         except UserError as e:
             _log(f"{e}; fetching a fresh copy")
             tried.append(f"the Keras cache {folder} (unusable)")
     else:
-        tried.append(f"the Keras cache {folder} (incomplete)")
+        tried.append(f"the Keras cache {folder} ({present} of {len(FASHION_FILES)} files)")
     try:
         return verify_fashion(_keras_fashion_download(), "Keras download")
     except Exception as e:  # no network here is the normal case: fall through to Debian
@@ -516,8 +517,11 @@ def _load_fashion_default() -> dict:
             raise UserError(f"no Fashion-MNIST source worked; tried {'; '.join(tried)}. Pass an "
                             ".npz with x_train, y_train, x_test, y_test via --data PATH (DATA=) "
                             "or FASHION_NPZ") from None
-    write_fashion_cache(folder, fetched["files"])
-    _log(f"wrote {folder}/")
+    try:
+        write_fashion_cache(folder, fetched["files"])
+        _log(f"wrote {folder}/")
+    except OSError as e:  # the data is good; only the next run pays for this
+        _log(f"could not write {folder}/ ({e.strerror or e}); the next run fetches again")
     return arrays
 
 
