@@ -88,10 +88,12 @@ def test_lines_and_single_image_write_their_folders(tmp_path, capsys):
 
 
 def test_two_runs_compare_tiny_trainings(tmp_path):
-    s = experiments.run_one("two-runs", tmp_path, seed=0, epochs=1, train_limit=1000)
+    s = experiments.run_one("two-runs", tmp_path, seed=0, epochs=1, train_limit=1000,
+                            test_images=500)
     assert s["train_images"] == 1000 and len(s["test_accuracy"]) == 2
     m = s["matchings"]
     assert m["conv1_kernels"]["filters"] == 32 and m["conv3_activations"]["filters"] == 128
+    assert s["conv1_activation_images"] == s["conv3_activation_images"] == 500
     with np.load(tmp_path / "two-runs" / "two_runs.npz") as z:
         assert sorted(z["conv1_kernels_perm"]) == list(range(32))
     for name in ("matched_conv1_kernels.png", "matched_correlations.png", "conv1_before_after.png",

@@ -211,7 +211,7 @@ def _kernels_2d(kernel):
     return kernel[:, :, 0, :].transpose(2, 0, 1)
 
 
-def run(out, seed=0, data=None, epochs=EPOCHS, train_limit=TRAIN_LIMIT):
+def run(out, seed=0, data=None, epochs=EPOCHS, train_limit=TRAIN_LIMIT, test_images=None):
     """Train two runs, compare their filters, write figures, numbers and summary.json into `out`.
 
     Returns
@@ -225,6 +225,7 @@ def run(out, seed=0, data=None, epochs=EPOCHS, train_limit=TRAIN_LIMIT):
     run_a = train_run(seed, epochs, train_limit, data)
     run_b = train_run(seed + 1, epochs, train_limit, data)
     _, (x_test, _) = load_mnist(data)
+    x_test = x_test[:test_images]  # None: all 10,000 (fewer: quick runs such as the tests)
     results = compare_runs(run_a, run_b, to_input(x_test))
 
     ka, kb = _kernels_2d(conv_kernel(run_a["trained"])), _kernels_2d(conv_kernel(run_b["trained"]))
@@ -247,7 +248,7 @@ def run(out, seed=0, data=None, epochs=EPOCHS, train_limit=TRAIN_LIMIT):
         "cosine schedule, L2 5e-4), no warm-up", "precision": resolve("auto"),
         "training_seconds": [round(run_a["seconds"], 1), round(run_b["seconds"], 1)],
         "test_accuracy": [round(run_a["test_accuracy"], 4), round(run_b["test_accuracy"], 4)],
-        "conv1_activation_images": ACT_IMAGES_CONV1, "conv3_activation_images": len(x_test),
+        "conv1_activation_images": min(ACT_IMAGES_CONV1, len(x_test)), "conv3_activation_images": len(x_test),
         "near_identical_threshold": NEAR_IDENTICAL,
         "matchings": {name: {k: v for k, v in r.items() if k not in ("perm", "matched")}
                       for name, r in results.items()},
