@@ -206,11 +206,11 @@ def run_evaluate(args):
 def add_analyze(sub):
     p = sub.add_parser("analyze", help="feature maps, class comparison and report for one digit "
                                        "(or Fashion-MNIST class)")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--digit", dest="digit", metavar="CLASS",
-                       help="the digit to study (0-9); for fashion a class index or name")
-    which.add_argument("--class", dest="digit", metavar="CLASS",
-                       help="alias of --digit: a class index 0-9 or a name (--class shirt)")
+    p.add_argument("--digit", metavar="CLASS",
+                   help="the digit to study (0-9); with --dataset fashion a class index or name "
+                        "(required, or --class)")
+    p.add_argument("--class", dest="class_", metavar="CLASS",
+                   help="alias of --digit: a class index 0-9, or for fashion a name (--class shirt)")
     p.add_argument("--contrast", default=None, metavar="CLASS",
                    help="class to compare with, index or name (default: the one most often "
                         "confused with --digit)")
@@ -234,11 +234,33 @@ def analyze_out_dir(dataset, label: int) -> str:
     return report_dir(info.name, f"class-{label}-{slug}")
 
 
+def parse_class(dataset, text, flag="--digit") -> int:
+    """A class given on the command line as its label index: MNIST takes a digit 0-9, other data
+    sets an index or a name (`datasets.class_index`: "shirt", "ankle-boot"). UserError (one line
+    listing what is valid) otherwise."""
+    if get_dataset(dataset).name == "mnist":
+        try:
+            return digit(text)
+        except argparse.ArgumentTypeError as e:
+            raise UserError(f"{flag}: {e}") from None
+    try:
+        return class_index(dataset, text)
+    except UserError as e:
+        raise UserError(f"{flag}: {e}") from None
+
+
 def check_analyze(args):
     """Turn --digit/--class and --contrast (indices or names) into label indices."""
-    args.digit = class_index(args.dataset, args.digit)  # UserError listing the valid names
+    given = getattr(args, "class_", None)
+    if args.digit is None and given is None:
+        raise UserError("the following arguments are required: --digit (or its alias --class)")
+    flag = "--digit" if given is None else "--class"
+    label = parse_class(args.dataset, args.digit if given is None else given, flag)
+    if args.digit is not None and given is not None and parse_class(args.dataset, args.digit) != label:
+        raise UserError(f"--digit {args.digit} and --class {given} disagree; give one of them")
+    args.digit = label
     if args.contrast is not None:
-        args.contrast = class_index(args.dataset, args.contrast)
+        args.contrast = parse_class(args.dataset, args.contrast, "--contrast")
     noun = get_dataset(args.dataset).class_noun
     if args.contrast is not None and args.contrast == args.digit:
         raise UserError(f"--contrast must differ from --digit ({args.digit}); pick another {noun}")
