@@ -197,8 +197,7 @@ def test_names_in_reports(tiny_fashion_model_path, tiny_model_path, tmp_path, mo
     """A fashion report says "Shirt" (and "class") where MNIST's shows and says digits."""
     summary, html, texts = _report(
         tiny_fashion_model_path, "fashion", 6, tmp_path / "fashion", monkeypatch,
-        ["confusion_section", "activation_section", "samples_section", "comparison_section",
-         "probe_section", "ablation_section"])
+        ["confusion_section", "samples_section", "comparison_section"])
     assert summary["dataset"] == "fashion" and summary["class_name"] == "Shirt"
     assert summary["contrast_name"] == FASHION.class_name(summary["contrast"])
     assert "digit" not in html.lower()
