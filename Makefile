@@ -14,6 +14,8 @@ MODEL  ?= $(DATASET_MODEL)
 
 # Make variables become command-line options only when set, so the CLI's defaults stay the single source.
 opt = $(if $(strip $($(1))),$(2) $($(1)))
+# New commands that take the data set (e.g. `make explore`) pass $(DATASET_ARGS) and resolve
+# their paths with mnist_cnn.config.output_paths (see README, Fashion-MNIST).
 DATASET_ARGS = $(call opt,DATASET,--dataset)
 # Training options except the data set (the default-model rules below name theirs).
 RECIPE_ARGS  = $(call opt,EPOCHS,--epochs) $(call opt,BATCH,--batch-size) $(call opt,LR,--lr) \

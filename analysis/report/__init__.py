@@ -7,6 +7,10 @@ returns a `Section`; `index.html` and `summary.json` are built from those. `run_
 CLI entry) builds everything in a temporary folder that replaces `reports/digit-D` only when
 the whole report is done, so a failed run leaves `reports/` as it was.
 
+Fashion-MNIST (`make analyze DATASET=fashion CLASS=shirt`): the same report on one class, in
+reports/fashion/class-6-shirt; `Context.dataset` gives the sections the class names ("Shirt")
+and the noun ("class") they write where MNIST's say digits.
+
 The package: `context` (what sections share and return: `Context`, `Section`, `Figure`,
 `Table`), `sections` (the sections in page order, and how to add one), `html` (the page).
 """
