@@ -3,21 +3,33 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-# The default model: mnist_cnn.config.DEFAULT_MODEL (tests/test_config.py checks they agree).
+# The default models: mnist_cnn.config.default_model(DATASET) (tests/test_config.py checks they agree).
 DEFAULT_MODEL := models/mnist_cnn.keras
-MODEL  ?= $(DEFAULT_MODEL)
+FASHION_MODEL := models/fashion/mnist_cnn.keras
+# DATASET=mnist (default) or fashion: every command takes it; outputs for fashion go under
+# models/fashion/ and reports/fashion/ (see README, Fashion-MNIST).
+DATASET ?=
+DATASET_MODEL = $(if $(filter fashion fashion-mnist Fashion-MNIST,$(DATASET)),$(FASHION_MODEL),$(DEFAULT_MODEL))
+MODEL  ?= $(DATASET_MODEL)
 
 # Make variables become command-line options only when set, so the CLI's defaults stay the single source.
 opt = $(if $(strip $($(1))),$(2) $($(1)))
-TRAIN_ARGS   = $(call opt,EPOCHS,--epochs) $(call opt,BATCH,--batch-size) $(call opt,LR,--lr) \
+# New commands that take the data set (e.g. `make explore`) pass $(DATASET_ARGS) and resolve
+# their paths with mnist_cnn.config.output_paths (see README, Fashion-MNIST).
+DATASET_ARGS = $(call opt,DATASET,--dataset)
+# Training options except the data set (the default-model rules below name theirs).
+RECIPE_ARGS  = $(call opt,EPOCHS,--epochs) $(call opt,BATCH,--batch-size) $(call opt,LR,--lr) \
                $(call opt,MOMENTUM,--momentum) $(call opt,L2,--l2) $(call opt,SEED,--seed) \
                $(call opt,PRECISION,--precision) $(call opt,TRAIN_LIMIT,--train-limit) \
                $(call opt,DATA,--data) $(if $(filter 1 yes true,$(AUGMENT)),--augment,$(if $(filter 0 no false,$(AUGMENT)),--no-augment,$(if $(AUGMENT),--augment=$(AUGMENT))))
-ANALYZE_ARGS = $(if $(DIGIT),--digit "$(DIGIT)") $(call opt,CONTRAST,--contrast) $(call opt,SAMPLES,--samples) \
+TRAIN_ARGS   = $(DATASET_ARGS) $(RECIPE_ARGS)
+# CLASS= is an alias of DIGIT= (an index or a name: CLASS=shirt); giving both is an error.
+ANALYZE_ARGS = $(DATASET_ARGS) $(if $(DIGIT),--digit "$(DIGIT)") $(if $(CLASS),--class "$(CLASS)") \
+               $(call opt,CONTRAST,--contrast) $(call opt,SAMPLES,--samples) \
                $(call opt,CMAP,--cmap) $(call opt,LAYERS,--layers) $(call opt,OUT,--out) \
                --model "$(MODEL)" $(call opt,DATA,--data)
-OIP_ARGS     = --layer "$(LAYER)" $(call opt,STEPS,--steps) $(call opt,SEED,--seed) \
-               $(call opt,MAPS,--maps) --model "$(MODEL)" $(call opt,DATA,--data)
+OIP_ARGS     = $(DATASET_ARGS) --layer "$(LAYER)" $(call opt,STEPS,--steps) $(call opt,SEED,--seed) \
+               $(call opt,MAPS,--maps) $(call opt,OUT,--out) --model "$(MODEL)" $(call opt,DATA,--data)
 
 .PHONY: help venv train evaluate analyze oip experiments experiment info bench test clean
 .DEFAULT_GOAL := help
@@ -25,6 +37,7 @@ OIP_ARGS     = --layer "$(LAYER)" $(call opt,STEPS,--steps) $(call opt,SEED,--se
 help:
 	@echo "make train [EPOCHS= BATCH= LR= MOMENTUM= L2= SEED= PRECISION= AUGMENT=0|1]"
 	@echo "make evaluate [MODEL=]        make analyze DIGIT=4 [CONTRAST= SAMPLES= CMAP= MODEL=]"
+	@echo "  every command: DATASET=mnist|fashion (e.g. make analyze DATASET=fashion CLASS=shirt)"
 	@echo "make oip LAYER=conv_3 [STEPS= SEED= MAPS=0,5,17]"
 	@echo "make experiments              make experiment NAME=single-image|lines|reference|two-runs"
 	@echo "make info    make bench    make test    make clean"
@@ -49,22 +62,25 @@ $(STAMP): requirements.txt
 train: $(STAMP)
 	$(PY) -m mnist_cnn train $(TRAIN_ARGS)
 
-# The default model is built by the default training when it is missing.
+# Each data set's default model is built by its default training when it is missing.
 $(DEFAULT_MODEL): | $(STAMP)
-	$(PY) -m mnist_cnn train $(TRAIN_ARGS)
+	$(PY) -m mnist_cnn train --dataset mnist $(RECIPE_ARGS)
+
+$(FASHION_MODEL): | $(STAMP)
+	$(PY) -m mnist_cnn train --dataset fashion $(RECIPE_ARGS)
 
 evaluate: $(STAMP)
-	$(PY) -m mnist_cnn evaluate --model "$(MODEL)" $(call opt,DATA,--data)
+	$(PY) -m mnist_cnn evaluate $(DATASET_ARGS) --model "$(MODEL)" $(call opt,DATA,--data)
 
 # Arguments are checked first (no TensorFlow, instant), so a typo never starts a training run.
 analyze: $(STAMP)
 	@$(PY) -m mnist_cnn analyze $(ANALYZE_ARGS) --check-only
-	@if [ "$(MODEL)" = "$(DEFAULT_MODEL)" ]; then $(MAKE) --no-print-directory $(DEFAULT_MODEL); fi
+	@if [ "$(MODEL)" = "$(DATASET_MODEL)" ]; then $(MAKE) --no-print-directory $(DATASET_MODEL); fi
 	$(PY) -m mnist_cnn analyze $(ANALYZE_ARGS)
 
 oip: $(STAMP)
 	@$(PY) -m mnist_cnn oip $(OIP_ARGS) --check-only
-	@if [ "$(MODEL)" = "$(DEFAULT_MODEL)" ]; then $(MAKE) --no-print-directory $(DEFAULT_MODEL); fi
+	@if [ "$(MODEL)" = "$(DATASET_MODEL)" ]; then $(MAKE) --no-print-directory $(DATASET_MODEL); fi
 	$(PY) -m mnist_cnn oip $(OIP_ARGS)
 
 experiments: $(STAMP)

@@ -142,7 +142,7 @@ def plot_class_samples(images_a, maps_a, images_b, maps_b, layer: str, label_a: 
     images_a, images_b : arrays (S, 28, 28[, 1]), sample images of class a and b.
     maps_a, maps_b : arrays (S, H, W, C), the layer's activations for them.
     layer : str
-    label_a, label_b : int, the two digits.
+    label_a, label_b : int or str, the two classes, as the titles name them ("4", "Shirt").
     cmap : str
     titles : list of str, optional, one per image (a first), e.g. test-set indices.
     per_row : int, images per figure row.
@@ -319,17 +319,20 @@ def plot_ablation(result: dict, label_a: int, label_b: int, layer="conv_3"):
     return fig
 
 
-def plot_misclassified(images, predicted, confidence, label: int, limit=60, titles=None):
-    """Misclassified test images of one digit, each titled with prediction and confidence.
+def plot_misclassified(images, predicted, confidence, label, limit=60, titles=None,
+                       class_names=None, noun="digit"):
+    """Misclassified test images of one class, each titled with prediction and confidence.
 
     Parameters
     ----------
     images : array (M, 28, 28[, 1]), ordered as they should appear (e.g. most confident first).
     predicted : int array (M,)
     confidence : float array (M,), probability of the predicted class.
-    label : int, the true digit.
+    label : int or str, the true class (as the title should name it).
     limit : int, at most this many are drawn.
     titles : list of str, optional, a first title line per image (e.g. its test index).
+    class_names : sequence of str, optional; predictions are shown by name (default: index).
+    noun : str, what a class is called ("digit", "class").
 
     Returns
     -------
@@ -348,10 +351,12 @@ def plot_misclassified(images, predicted, confidence, label: int, limit=60, titl
             continue
         ax.imshow(np.asarray(images[i]).squeeze(), cmap="gray_r", interpolation="nearest")
         first = f"{titles[i]}\n" if titles else ""
-        ax.set_title(f"{first}-> {int(predicted[i])} ({confidence[i]:.0%})", fontsize=8, pad=2)
+        guess = class_names[int(predicted[i])] if class_names is not None else int(predicted[i])
+        ax.set_title(f"{first}-> {guess} ({confidence[i]:.0%})", fontsize=8 if len(str(guess)) < 6
+                     else 6.5, pad=2)
     shown = f"the {n} most confident of {len(images)}" if len(images) > n else f"all {n}"
     fig.suptitle(f"misclassified test images of {label}: {shown} "
-                 "(predicted digit, model's probability for it)", fontsize=9)
+                 f"(predicted {noun}, model's probability for it)", fontsize=9)
     if n == 0:
         axes.flat[0].text(0.5, 0.5, "none", ha="center", va="center")
     return fig

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
 from mnist_cnn.config import (DEFAULT_MODEL, EXPERIMENTS, LAYER_SIZES, MAP_LAYERS, TrainConfig,
-                              fields)
+                              default_model, default_out_dir, fields, report_dir)
+from mnist_cnn.datasets import DATASET_NAMES, class_index, get_dataset
 from mnist_cnn.errors import UserError
 
 
@@ -56,6 +58,15 @@ def digit(text):
     return int(text)
 
 
+def dataset_name(text):
+    """'fashion', 'Fashion-MNIST' -> 'fashion' (`datasets.get_dataset`)."""
+    try:
+        return get_dataset(text).name
+    except UserError:
+        raise argparse.ArgumentTypeError(
+            f"unknown dataset {text!r}; choose from {', '.join(DATASET_NAMES)}") from None
+
+
 def int_list(text):
     """'0,5,17' -> [0, 5, 17]."""
     try:
@@ -85,24 +96,41 @@ def colormap(text):
     return text
 
 
+def add_dataset_option(parser):
+    """`--dataset mnist|fashion` (default mnist). Commands that take it resolve their default
+    paths per data set with `config.output_paths` (the hook for `explore`)."""
+    parser.add_argument("--dataset", type=dataset_name, default="mnist", metavar="NAME",
+                        help=f"data set: {' or '.join(DATASET_NAMES)} (default mnist)")
+
+
 def _model_option(parser):
-    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="PATH",
-                        help=f"trained model (default {DEFAULT_MODEL})")
-    parser.add_argument("--data", default="", metavar="NPZ", help="explicit Keras-style mnist.npz")
+    add_dataset_option(parser)
+    parser.add_argument("--model", default=None, metavar="PATH",
+                        help=f"trained model (default {DEFAULT_MODEL}; with --dataset fashion "
+                             f"{default_model('fashion')})")
+    parser.add_argument("--data", default="", metavar="NPZ",
+                        help="explicit Keras-style .npz of the data set")
 
 
 def _check_model(args, allow_missing_default):
-    """A missing model is an error, except the default one that `make` is about to train."""
+    """A missing model is an error, except the default one that `make` is about to train.
+
+    Fills in the data set's default --model. A model on the other data set is refused after
+    TensorFlow is imported (`mnist_cnn.model.load_trained(path, dataset)` reads the file)."""
+    if args.model is None:
+        args.model = default_model(args.dataset)
     if Path(args.model).is_file():
         return
-    if allow_missing_default and args.model == DEFAULT_MODEL:
+    if allow_missing_default and args.model == default_model(args.dataset):
         return
-    raise UserError(f"no model at {args.model}; run `make train` or pass --model PATH")
+    make = "make train" if args.dataset == "mnist" else f"make train DATASET={args.dataset}"
+    raise UserError(f"no model at {args.model}; run `{make}` or pass --model PATH")
 
 
 def _check_data(args):
     if args.data and not Path(args.data).is_file():
-        raise UserError(f"MNIST file {args.data} does not exist; check --data")
+        title = get_dataset(getattr(args, "dataset", "mnist")).title
+        raise UserError(f"{title} file {args.data} does not exist; check --data")
 
 
 # Commands: each has add_<name>(subparsers) and run_<name>(args).
@@ -115,6 +143,10 @@ def add_train(sub):
         if f.type in ("bool", bool):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
                            help=f"{meta['help']} (default {'on' if f.default else 'off'})")
+        elif f.name == "dataset":
+            p.add_argument(flag, type=dataset_name, default=f.default, metavar="NAME",
+                           help=f"{meta['help']} (one of {', '.join(meta['choices'])}; "
+                                f"default {f.default})")
         elif meta["choices"]:
             p.add_argument(flag, default=f.default, choices=meta["choices"], help=meta["help"])
         else:
@@ -130,6 +162,7 @@ def check_train(args):
     from mnist_cnn.fileio import exclusive_lock
 
     _check_data(args)
+    args.out_dir = args.out_dir or default_out_dir(args.dataset)
     with exclusive_lock(args.out_dir):  # released at once; train() holds it for the whole run
         pass
 
@@ -152,38 +185,85 @@ def add_evaluate(sub):
 
 
 def run_evaluate(args):
-    from mnist_cnn.data import load_mnist, to_input
+    from mnist_cnn.data import load_dataset, to_input
     from mnist_cnn.evaluate import evaluate, format_confusion, top_confusions
     from mnist_cnn.model import load_trained
 
-    model = load_trained(args.model)
-    _, (x_test, y_test) = load_mnist(args.data or None)
+    info = get_dataset(args.dataset)
+    model = load_trained(args.model, dataset=info.name)
+    _, (x_test, y_test) = load_dataset(info.name, args.data or None)
     r = evaluate(model, to_input(x_test), y_test)
     print(f"{args.model}: test accuracy {r['accuracy']:.4%} ({int(r['confusion_matrix'].trace())}"
           f"/{len(y_test)}), loss {r['loss']:.4f}")
     print(format_confusion(r["confusion_matrix"]))
+    if info.name != "mnist":
+        print("classes: " + ", ".join(f"{i} {name}" for i, name in enumerate(info.class_names)))
     print("most confused (true -> predicted: count): " + ", ".join(
-        f"{t}->{p}: {n}" for t, p, n in top_confusions(r["confusion_matrix"])))
+        f"{info.class_name(t)}->{info.class_name(p)}: {n}"
+        for t, p, n in top_confusions(r["confusion_matrix"])))
 
 
 def add_analyze(sub):
-    p = sub.add_parser("analyze", help="feature maps, class comparison and report for one digit")
-    p.add_argument("--digit", type=digit, required=True, help="the digit to study (0-9)")
-    p.add_argument("--contrast", type=digit, default=None,
-                   help="digit to compare with (default: the one most often confused with --digit)")
-    p.add_argument("--samples", type=positive_int, default=3, help="images per digit drawn (default 3)")
+    p = sub.add_parser("analyze", help="feature maps, class comparison and report for one digit "
+                                       "(or Fashion-MNIST class)")
+    p.add_argument("--digit", metavar="CLASS",
+                   help="the digit to study (0-9); with --dataset fashion a class index or name "
+                        "(required, or --class)")
+    p.add_argument("--class", dest="class_", metavar="CLASS",
+                   help="alias of --digit: a class index 0-9, or for fashion a name (--class shirt)")
+    p.add_argument("--contrast", default=None, metavar="CLASS",
+                   help="class to compare with, index or name (default: the one most often "
+                        "confused with --digit)")
+    p.add_argument("--samples", type=positive_int, default=3, help="images per class drawn (default 3)")
     p.add_argument("--cmap", type=colormap, default="viridis", help="colormap (default viridis)")
     p.add_argument("--layers", type=layer_list, default=list(MAP_LAYERS),
                    help=f"comma-separated layers to draw (default {','.join(MAP_LAYERS)})")
-    p.add_argument("--out", default=None, metavar="DIR", help="report folder (default reports/digit-D)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="report folder (default reports/digit-D; fashion: reports/fashion/class-D-name)")
     p.add_argument("--check-only", action="store_true", help="check the arguments and stop")
     _model_option(p)
     p.set_defaults(run=run_analyze, check=check_analyze)
 
 
+def analyze_out_dir(dataset, label: int) -> str:
+    """Default report folder: reports/digit-4 (MNIST), reports/fashion/class-6-shirt."""
+    info = get_dataset(dataset)
+    if info.name == "mnist":
+        return report_dir(info.name, f"digit-{label}")
+    slug = "-".join(w for w in re.split(r"[^a-z0-9]+", info.class_name(label).lower()) if w)
+    return report_dir(info.name, f"class-{label}-{slug}")
+
+
+def parse_class(dataset, text, flag="--digit") -> int:
+    """A class given on the command line as its label index: MNIST takes a digit 0-9, other data
+    sets an index or a name (`datasets.class_index`: "shirt", "ankle-boot"). UserError (one line
+    listing what is valid) otherwise."""
+    if get_dataset(dataset).name == "mnist":
+        try:
+            return digit(text)
+        except argparse.ArgumentTypeError as e:
+            raise UserError(f"{flag}: {e}") from None
+    try:
+        return class_index(dataset, text)
+    except UserError as e:
+        raise UserError(f"{flag}: {e}") from None
+
+
 def check_analyze(args):
+    """Turn --digit/--class and --contrast (indices or names) into label indices."""
+    given = getattr(args, "class_", None)
+    if args.digit is None and given is None:
+        raise UserError("the following arguments are required: --digit (or its alias --class)")
+    flag = "--digit" if given is None else "--class"
+    label = parse_class(args.dataset, args.digit if given is None else given, flag)
+    if args.digit is not None and given is not None and parse_class(args.dataset, args.digit) != label:
+        raise UserError(f"--digit {args.digit} and --class {given} disagree; give one of them")
+    args.digit = label
+    if args.contrast is not None:
+        args.contrast = parse_class(args.dataset, args.contrast, "--contrast")
+    noun = get_dataset(args.dataset).class_noun
     if args.contrast is not None and args.contrast == args.digit:
-        raise UserError(f"--contrast must differ from --digit ({args.digit}); pick another digit")
+        raise UserError(f"--contrast must differ from --digit ({args.digit}); pick another {noun}")
     if args.samples > 20:
         raise UserError(f"--samples must be at most 20, got {args.samples}")
     _check_model(args, allow_missing_default=args.check_only)
@@ -203,7 +283,8 @@ def add_oip(sub):
     p.add_argument("--steps", type=positive_int, default=200, help="gradient steps (default 200)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the start images (default 0)")
     p.add_argument("--maps", type=int_list, default=None, help="map indices, e.g. 0,5,17 (default all)")
-    p.add_argument("--out", default="reports/oip", metavar="DIR", help="output folder")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default reports/oip; fashion: reports/fashion/oip)")
     p.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16"],
                    help="arithmetic of the gradient steps (default auto: bfloat16 where the CPU "
                         "has it; activations are always measured in float32)")
@@ -213,6 +294,8 @@ def add_oip(sub):
 
 
 def check_oip(args):
+    if args.out is None:
+        args.out = report_dir(args.dataset, "oip")
     size = LAYER_SIZES[args.layer]
     bad = [m for m in args.maps or [] if not 0 <= m < size]
     if bad:

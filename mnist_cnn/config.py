@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from mnist_cnn.datasets import DATASET_NAMES, get_dataset
+
 
 def _opt(default, help, check=None, choices=None):
     return field(default=default, metadata={"help": help, "check": check, "choices": choices})
@@ -24,6 +26,8 @@ def _opt(default, help, check=None, choices=None):
 class TrainConfig:
     """Hyper-parameters and paths of one training run."""
 
+    dataset: str = _opt("mnist", "data set to train on (its default --out-dir: models for mnist, "
+                         "models/fashion for fashion)", choices=DATASET_NAMES)
     epochs: int = _opt(10, "training epochs", "positive")
     batch_size: int = _opt(64, "mini-batch size", "positive")
     lr: float = _opt(0.05, "peak learning rate of the schedule", "positive")
@@ -35,14 +39,22 @@ class TrainConfig:
     precision: str = _opt("auto", "compute dtype policy (auto: mixed_bfloat16 where bfloat16 is native "
                           "- AMX/AVX512-BF16 CPU or Ampere+ GPU - else float32)",
                           choices=("auto", "mixed_bfloat16", "float32"))
-    augment: bool = _opt(True, "random shifts (±2 px) and rotations (±10°) of the training images")
+    augment: bool = _opt(True, "augment the training images, by data set (AUGMENTATION): mnist "
+                         "random shifts (±2 px) and rotations (±10°), fashion random "
+                         "horizontal flips and shifts (±2 px)")
     val_size: int = _opt(10000, "validation images taken from the end of the training set", "positive")
     val_every: int = _opt(2, "validate every N epochs (Keras validation_freq)", "positive")
     steps_per_execution: int = _opt(8, "training steps per call into TensorFlow (fewer Python round trips)",
                                     "positive")
     train_limit: int = _opt(0, "use only the first N training images (0: all)", "non-negative")
-    out_dir: str = _opt("models", "where the model, metrics and figures go")
-    data: str = _opt("", "explicit Keras-style mnist.npz (default: cache, download, mirror)")
+    out_dir: str = _opt("", "where the model, metrics and figures go (default: models for mnist, "
+                        "models/fashion for fashion)")
+    data: str = _opt("", "explicit Keras-style .npz of the data set (default: cache, download, mirror)")
+
+    def __post_init__(self):
+        object.__setattr__(self, "dataset", get_dataset(self.dataset).name)  # "fashion-mnist" too
+        if not self.out_dir:
+            object.__setattr__(self, "out_dir", default_out_dir(self.dataset))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -56,6 +68,51 @@ def fields(cls=TrainConfig):
     """The dataclass fields of `cls`, for building command-line options."""
     return dataclasses.fields(cls)
 
+
+def default_out_dir(dataset="mnist") -> str:
+    """Where `train` writes by default: "models" for MNIST, "models/<name>" for the others, so
+    the data sets never overwrite each other."""
+    name = get_dataset(dataset).name
+    return "models" if name == "mnist" else f"models/{name}"
+
+
+def default_model(dataset="mnist") -> str:
+    """The model `make train DATASET=...` writes, and every command's default --model for it."""
+    return f"{default_out_dir(dataset)}/mnist_cnn.keras"
+
+
+def report_dir(dataset="mnist", *parts) -> str:
+    """Default folder of a report: reports/<parts> for MNIST, reports/<name>/<parts> otherwise.
+
+    Every command that writes reports uses it (`analyze`, `oip`; `explore` should too), e.g.
+    report_dir("fashion", "oip") == "reports/fashion/oip"."""
+    name = get_dataset(dataset).name
+    return "/".join(("reports",) + (() if name == "mnist" else (name,)) + parts)
+
+
+def output_paths(dataset="mnist", model=None, out=None, report="explore") -> dict:
+    """The (dataset, model, out) a command works on, defaults filled in per data set.
+
+    The hook for commands that take `--dataset` (e.g. `make explore`, being built separately):
+    `output_paths("fashion", report="explore")` == {"dataset": "fashion", "model":
+    "models/fashion/mnist_cnn.keras", "out": "reports/fashion/explore"}. The caller then loads
+    the model with `mnist_cnn.model.load_trained(model, dataset=dataset)`, which refuses a model
+    trained on the other data set, and the data with `mnist_cnn.data.load_dataset(dataset)`.
+    """
+    name = get_dataset(dataset).name
+    return {"dataset": name, "model": model or default_model(name),
+            "out": out or report_dir(name, report)}
+
+
+# Keras model names: the .keras file records which data set its model was trained on (the name
+# survives a copy; metrics.json beside it records it too). MNIST keeps the name every model had
+# before Fashion-MNIST was added, so existing models stay valid.
+MODEL_NAMES = {"mnist": "mnist_cnn", "fashion": "mnist_cnn_fashion"}
+
+# The training augmentation of each data set (mnist_cnn.train.augmenter builds the layers):
+# "translate" ±2 px shifts, "rotate" ±10° rotations, "flip" random horizontal flips. Digits are
+# not mirror-symmetric; clothes are (a left shoe mirrored is a right shoe).
+AUGMENTATION = {"mnist": ("translate", "rotate"), "fashion": ("flip", "translate")}
 
 # The model `train` writes with the default configuration, and every command's default --model.
 DEFAULT_MODEL = TrainConfig().model_path  # "models/mnist_cnn.keras"; the Makefile names it too

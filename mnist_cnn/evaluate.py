@@ -47,34 +47,46 @@ def top_confusions(cm: np.ndarray, k=5) -> list:
 
 
 def format_confusion(cm: np.ndarray) -> str:
-    """The confusion matrix as a text table (rows: true digit, columns: predicted)."""
+    """The confusion matrix as a text table (rows: true class, columns: predicted)."""
     lines = ["true\\pred " + " ".join(f"{j:>5d}" for j in range(10))]
     lines += [f"{i:>9d} " + " ".join(f"{v:>5d}" for v in row) for i, row in enumerate(cm)]
     return "\n".join(lines)
 
 
-def plot_confusion(cm: np.ndarray):
-    """Figure with the confusion matrix as counts and row-normalised, side by side."""
+def plot_confusion(cm: np.ndarray, dataset="mnist"):
+    """Figure with the confusion matrix as counts and row-normalised, side by side; axes labelled
+    with the data set's class names ("T-shirt/top", ... for Fashion-MNIST, digits for MNIST)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.6))
-    ConfusionMatrixDisplay(cm, display_labels=range(10)).plot(ax=axes[0], colorbar=False,
-                                                              cmap="Blues", values_format="d")
+    from mnist_cnn.datasets import get_dataset
+
+    info = get_dataset(dataset)
+    labels = list(range(10)) if info.name == "mnist" else list(info.class_names)
+    named = info.name != "mnist"
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6.4) if named else (13, 5.6))
+    ConfusionMatrixDisplay(cm, display_labels=labels).plot(
+        ax=axes[0], colorbar=False, cmap="Blues", values_format="d",
+        xticks_rotation=45 if named else "horizontal")
     axes[0].set_title("counts")
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    ConfusionMatrixDisplay(norm, display_labels=range(10)).plot(ax=axes[1], colorbar=False,
-                                                                cmap="Blues", values_format=".3f")
+    ConfusionMatrixDisplay(norm, display_labels=labels).plot(
+        ax=axes[1], colorbar=False, cmap="Blues", values_format=".3f",
+        xticks_rotation=45 if named else "horizontal")
     for t in axes[1].texts:
         t.set_fontsize(6)
-    axes[1].set_title("row-normalised (recall per true digit)")
-    fig.suptitle(f"test accuracy {np.trace(cm) / cm.sum():.4%} on {cm.sum()} images")
+    axes[1].set_title(f"row-normalised (recall per true {info.class_noun})")
+    fig.suptitle((f"{info.title}: " if named else "") +
+                 f"test accuracy {np.trace(cm) / cm.sum():.4%} on {cm.sum()} images")
+    if named:
+        fig.tight_layout()
     return fig
 
 
-def plot_learning_curves(history: dict):
-    """Loss, accuracy and learning rate per epoch, training and validation."""
+def plot_learning_curves(history: dict, floor=0.9):
+    """Loss, accuracy and learning rate per epoch, training and validation (accuracy axis from
+    `floor` at the lowest)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -90,7 +102,7 @@ def plot_learning_curves(history: dict):
         ax.set_title(f"{key} (training loss includes the L2 term)" if key == "loss" else key)
         ax.legend()
     if "accuracy" in history:
-        axes[1].set_ylim(max(0.9, min(history["accuracy"]) - 0.01), 1.0)
+        axes[1].set_ylim(max(floor, min(history["accuracy"]) - 0.01), 1.0)
     axes[2].plot(epochs, history.get("learning_rate", history.get("lr", [])), "o-")
     axes[2].set_title("learning rate")
     axes[2].set_xlabel("epoch")

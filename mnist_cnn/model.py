@@ -13,11 +13,13 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from mnist_cnn.config import ACTIVATION_OF, INPUT_SHAPE, LAYER_NAMES, OUTPUT_SHAPES, TARGET_LAYERS
+from mnist_cnn.config import (ACTIVATION_OF, INPUT_SHAPE, LAYER_NAMES, MODEL_NAMES, OUTPUT_SHAPES,
+                              TARGET_LAYERS)
+from mnist_cnn.datasets import get_dataset
 from mnist_cnn.errors import UserError
 
 
-def build_model(l2: float = 0.0, dtype_policy: str = "float32") -> keras.Model:
+def build_model(l2: float = 0.0, dtype_policy: str = "float32", dataset: str = "mnist") -> keras.Model:
     """Build the (untrained) network.
 
     Parameters
@@ -27,6 +29,9 @@ def build_model(l2: float = 0.0, dtype_policy: str = "float32") -> keras.Model:
     dtype_policy : str
         Keras dtype policy for the hidden layers, e.g. "mixed_bfloat16"; the softmax output
         is always computed in float32.
+    dataset : str
+        The data set it is (to be) trained on; recorded as the model's name
+        (`config.MODEL_NAMES`: "mnist_cnn", "mnist_cnn_fashion"), which the .keras file keeps.
 
     Returns
     -------
@@ -46,16 +51,45 @@ def build_model(l2: float = 0.0, dtype_policy: str = "float32") -> keras.Model:
                      dtype=dtype_policy)(x)
     outputs = layers.Dense(10, activation="softmax", kernel_regularizer=reg, name="output",
                            dtype="float32")(x)
-    return keras.Model(inputs, outputs, name="mnist_cnn")
+    return keras.Model(inputs, outputs, name=MODEL_NAMES[get_dataset(dataset).name])
 
 
-def with_weights(weights, dtype_policy: str = "float32") -> keras.Model:
+def model_dataset(model, path=None):
+    """The data set a model was trained on: from its name (`config.MODEL_NAMES`), else from the
+    metrics.json beside `path` (config.dataset), else None (a model of unknown origin)."""
+    import json
+    from pathlib import Path
+
+    for name, model_name in MODEL_NAMES.items():
+        if model.name == model_name:
+            return name
+    metrics = Path(path).parent / "metrics.json" if path else None
+    if metrics and metrics.is_file():
+        try:
+            return get_dataset(json.loads(metrics.read_text())["config"]["dataset"]).name
+        except (ValueError, KeyError, TypeError, UserError):
+            return None
+    return None
+
+
+def check_dataset(model, dataset, source="model", path=None) -> None:
+    """Raise UserError (one line naming both data sets) if `model` was trained on another data set."""
+    wanted = get_dataset(dataset)
+    trained = model_dataset(model, path)
+    if trained is not None and trained != wanted.name:
+        other = get_dataset(trained)
+        raise UserError(f"{source} was trained on {other.title}, not {wanted.title}; pass "
+                        f"--dataset {other.name} (DATASET={other.name}), or a {wanted.title} model "
+                        f"with --model (`make train DATASET={wanted.name}` writes one)")
+
+
+def with_weights(weights, dtype_policy: str = "float32", dataset: str = "mnist") -> keras.Model:
     """The architecture built under `dtype_policy`, holding `weights` (a list in Keras order).
 
     Weights are stored in float32 whatever policy trained them, so this is how a model moves
     between mixed_bfloat16 (fast training, fast gradient ascent) and float32 (exact analysis).
     """
-    model = build_model(dtype_policy=dtype_policy)
+    model = build_model(dtype_policy=dtype_policy, dataset=dataset)
     model.set_weights([w.astype("float32") for w in weights])
     return model
 
@@ -73,16 +107,25 @@ def check_architecture(model, source="model") -> None:
                             "train one with `make train`")
 
 
-def load_trained(path) -> keras.Model:
+def load_trained(path, dataset=None) -> keras.Model:
     """Load a saved model safely and return it as a float32 model with the same weights.
 
     Models are often trained under mixed_bfloat16; the analysis wants float32 activations and
-    gradients, so the weights are copied into a freshly built float32 network.
+    gradients, so the weights are copied into a freshly built float32 network (with the saved
+    model's data set recorded in its name).
+
+    Parameters
+    ----------
+    path : str or Path
+    dataset : str, optional
+        The data set the caller will use the model on; a model trained on another one is
+        refused (`check_dataset`). None: no check.
 
     Raises
     ------
     UserError
-        If the file is missing, unreadable or not of this architecture.
+        If the file is missing, unreadable, not of this architecture, or trained on another
+        data set than `dataset`.
     """
     from pathlib import Path
 
@@ -95,7 +138,10 @@ def load_trained(path) -> keras.Model:
         reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
         raise UserError(f"cannot load model {path} ({reason}); retrain with `make train`") from None
     check_architecture(saved, f"model {path}")
-    return with_weights(saved.get_weights())
+    trained = model_dataset(saved, path) or "mnist"
+    if dataset is not None:
+        check_dataset(saved, dataset, f"model {path}", path)
+    return with_weights(saved.get_weights(), dataset=trained)
 
 
 # Cuts: sub-models that share the trained weights (feature maps, OIPs, the ablation head).

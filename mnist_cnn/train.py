@@ -21,8 +21,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mnist_cnn.config import TrainConfig
-from mnist_cnn.data import load_mnist, to_input
+from mnist_cnn.config import AUGMENTATION, TrainConfig
+from mnist_cnn.data import load_dataset, to_input
+from mnist_cnn.datasets import get_dataset
 from mnist_cnn.evaluate import evaluate, plot_confusion, plot_learning_curves
 from mnist_cnn.fileio import atomic_path, exclusive_lock, save_figure, write_json
 from mnist_cnn.model import build_model
@@ -31,7 +32,8 @@ from mnist_cnn.precision import machine_facts, resolve
 
 def split(config: TrainConfig, data_path=None):
     """Training, validation (last `val_size` training images) and test arrays, model-ready."""
-    (x_train, y_train), (x_test, y_test) = load_mnist(data_path or config.data or None)
+    (x_train, y_train), (x_test, y_test) = load_dataset(config.dataset,
+                                                        data_path or config.data or None)
     n_fit = len(x_train) - config.val_size
     x_fit, y_fit = x_train[:n_fit], y_train[:n_fit]
     if config.train_limit:
@@ -52,12 +54,20 @@ def lr_schedule(config: TrainConfig):
     return rate
 
 
-def augmenter(seed: int) -> keras.Sequential:
-    """Small random shifts (±2 px) and rotations (±10°), as Keras preprocessing layers."""
-    return keras.Sequential([
-        keras.layers.RandomTranslation(2 / 28, 2 / 28, fill_mode="constant", seed=seed),
-        keras.layers.RandomRotation(10 / 360, fill_mode="constant", seed=seed + 1),
-    ], name="augment")
+def augmenter(seed: int, dataset: str = "mnist") -> keras.Sequential:
+    """The data set's augmentation (`config.AUGMENTATION`) as Keras preprocessing layers:
+    "translate" small random shifts (±2 px), "rotate" rotations (±10°), "flip" horizontal flips.
+
+    MNIST: translate + rotate (the layers and seeds every MNIST model was trained with).
+    """
+    make = {
+        "translate": lambda s: keras.layers.RandomTranslation(2 / 28, 2 / 28, fill_mode="constant",
+                                                              seed=s),
+        "rotate": lambda s: keras.layers.RandomRotation(10 / 360, fill_mode="constant", seed=s),
+        "flip": lambda s: keras.layers.RandomFlip("horizontal", seed=s),
+    }
+    return keras.Sequential([make[kind](seed + i) for i, kind in
+                             enumerate(AUGMENTATION[get_dataset(dataset).name])], name="augment")
 
 
 def training_dataset(x, y, config: TrainConfig) -> tf.data.Dataset:
@@ -73,7 +83,7 @@ def training_dataset(x, y, config: TrainConfig) -> tf.data.Dataset:
           .batch(config.batch_size)
           .map(lambda i: (tf.gather(images, i), tf.gather(labels, i))))
     if config.augment:
-        aug = augmenter(config.seed)
+        aug = augmenter(config.seed, config.dataset)
         ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=1)
     return ds.prefetch(2)
 
@@ -81,7 +91,7 @@ def training_dataset(x, y, config: TrainConfig) -> tf.data.Dataset:
 def compiled_model(config: TrainConfig) -> keras.Model:
     """The untrained network under `config.precision` (resolved for this machine), compiled with
     the recipe's SGD and loss."""
-    model = build_model(l2=config.l2, dtype_policy=resolve(config.precision))
+    model = build_model(l2=config.l2, dtype_policy=resolve(config.precision), dataset=config.dataset)
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                   steps_per_execution=config.steps_per_execution)
@@ -91,6 +101,10 @@ def compiled_model(config: TrainConfig) -> keras.Model:
 def run_id(config: TrainConfig) -> str:
     """Short digest of the settings that define a run (resume only into the same run)."""
     keys = {k: v for k, v in config.to_dict().items() if k not in ("out_dir", "data")}
+    if keys["dataset"] == "mnist":  # MNIST runs keep the ids they had before `dataset` existed
+        del keys["dataset"]
+    else:
+        keys["augmentation"] = AUGMENTATION[keys["dataset"]]
     keys["precision"] = resolve(config.precision)  # "auto" may differ between machines
     return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -192,13 +206,16 @@ def _train(config: TrainConfig, callbacks, verbose) -> dict:
 
     history = read_history(log_csv)
     result = evaluate(model, x_test, y_test)
+    info = get_dataset(config.dataset)
     metrics = {
+        "dataset": info.name, "class_names": list(info.class_names),
         "test_accuracy": result["accuracy"], "test_loss": result["loss"],
         "per_class_accuracy": result["per_class_accuracy"],
         "confusion_matrix": result["confusion_matrix"].tolist(),
         "val_accuracy": next((a for a in reversed(history.get("val_accuracy", [])) if a is not None), None),
         "training_seconds": round(seconds, 2), "epochs": config.epochs,
-        "train_images": len(x_fit), "config": config.to_dict(), "versions": library_versions(),
+        "train_images": len(x_fit),
+        "augmentation": list(AUGMENTATION[info.name]) if config.augment else [], "config": config.to_dict(), "versions": library_versions(),
         "machine": machine_facts(resolve(config.precision)),
     }
 
@@ -207,7 +224,7 @@ def _train(config: TrainConfig, callbacks, verbose) -> dict:
         model.save(tmp)
     write_json(out / "history.json", history)
     write_json(out / "metrics.json", metrics)
-    save_figure(plot_confusion(result["confusion_matrix"]), out / "confusion_matrix.png")
-    save_figure(plot_learning_curves(history), out / "learning_curves.png")
+    save_figure(plot_confusion(result["confusion_matrix"], info.name), out / "confusion_matrix.png")
+    save_figure(plot_learning_curves(history, floor=0.9 if info.name == "mnist" else 0.5), out / "learning_curves.png")
     shutil.rmtree(work, ignore_errors=True)  # finished: the next run starts fresh
     return metrics

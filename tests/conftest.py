@@ -1,4 +1,5 @@
-"""Shared fixtures: MNIST (loaded once) and a small, briefly trained model (trained once).
+"""Shared fixtures: MNIST (loaded once) and a small, briefly trained model (trained once), and a
+tiny Fashion-MNIST model (`tiny_fashion_run`).
 
 The tiny model is the real architecture trained for 2 epochs on 6000 images (a few seconds),
 good enough (~96% test accuracy) that analyses on it behave like on the full model. It trains in
@@ -43,3 +44,23 @@ def tiny_model(tiny_model_path):
     from mnist_cnn.model import load_trained
 
     return load_trained(tiny_model_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_fashion_run(tmp_path_factory):
+    """(config, metrics) of a tiny Fashion-MNIST run: 1 epoch on 2000 images, float32, with the
+    fashion augmentation (a few seconds). Good enough to test names, paths and refusals, not
+    accuracy."""
+    from mnist_cnn.config import TrainConfig
+    from mnist_cnn.train import train
+
+    out = tmp_path_factory.mktemp("tiny_fashion_model")
+    config = TrainConfig(dataset="fashion", epochs=1, train_limit=2000, batch_size=32, lr=0.05,
+                         lr_final=0.3, warmup_epochs=0, augment=True, precision="float32",
+                         out_dir=str(out))
+    return config, train(config, verbose=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_fashion_model_path(tiny_fashion_run):
+    return tiny_fashion_run[0].model_path

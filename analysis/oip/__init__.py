@@ -40,15 +40,17 @@ def run_oip_command(args) -> int:
     from analysis.oip.ascent import OIPConfig
     from analysis.oip.compute import compute_oips, oip_quality
     from analysis.oip.plots import plot_oips
-    from mnist_cnn.data import load_mnist, to_input
+    from mnist_cnn.config import report_dir
+    from mnist_cnn.data import load_dataset, to_input
     from mnist_cnn.fileio import save_figure, save_npz
     from mnist_cnn.model import load_trained
 
-    model = load_trained(args.model)
-    _, (x_test, _) = load_mnist(args.data or None)
+    dataset = getattr(args, "dataset", "mnist")
+    model = load_trained(args.model, dataset=dataset)  # refuses a model of the other data set
+    _, (x_test, _) = load_dataset(dataset, args.data or None)
     config = replace(OIPConfig(), steps=args.steps, precision=getattr(args, "precision", "auto"))
     result = compute_oips(model, args.layer, args.maps, config, args.seed, to_input(x_test))
-    out = Path(args.out)
+    out = Path(args.out or report_dir(dataset, "oip"))
     save_npz(out / f"{args.layer}.npz", images=result["images"], maps=result["maps"],
              activation=result["activation"], data_max=result["data_max"], dead=result["dead"],
              start_activation=result["start_activation"])

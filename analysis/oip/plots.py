@@ -70,8 +70,9 @@ def plot_oips(images, maps, activation, layer: str, data_max=None, labels=None, 
     return fig
 
 
-def plot_class_images(images, digits, logit, probability):
-    """The class images side by side, titled with the digit, its logit and softmax probability.
+def plot_class_images(images, digits, logit, probability, names=None):
+    """The class images side by side, titled with the class, its logit and softmax probability
+    (`names`, optional: how to name each class, e.g. "Shirt"; default its index).
 
     Returns
     -------
@@ -80,9 +81,10 @@ def plot_class_images(images, digits, logit, probability):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(images), figsize=(1.9 * len(images), 2.3), squeeze=False)
-    for ax, img, d, z, p in zip(axes[0], images, digits, logit, probability):
+    names = names if names is not None else [int(d) for d in digits]
+    for ax, img, name, z, p in zip(axes[0], images, names, logit, probability):
         ax.imshow(img, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(f"class {int(d)}\nlogit {z:.1f}, p {p:.3f}", fontsize=8)
+        ax.set_title(f"class {name}\nlogit {z:.1f}, p {p:.3f}", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()

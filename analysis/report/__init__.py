@@ -7,6 +7,10 @@ returns a `Section`; `index.html` and `summary.json` are built from those. `run_
 CLI entry) builds everything in a temporary folder that replaces `reports/digit-D` only when
 the whole report is done, so a failed run leaves `reports/` as it was.
 
+Fashion-MNIST (`make analyze DATASET=fashion CLASS=shirt`): the same report on one class, in
+reports/fashion/class-6-shirt; `Context.dataset` gives the sections the class names ("Shirt")
+and the noun ("class") they write where MNIST's say digits.
+
 The package: `context` (what sections share and return: `Context`, `Section`, `Figure`,
 `Table`), `sections` (the sections in page order, and how to add one), `html` (the page).
 """
@@ -27,7 +31,8 @@ from mnist_cnn.fileio import atomic_dir, sha256_file, write_bytes, write_json
 
 
 def build_report(model, model_path, test_data, digit: int, out, contrast=None, samples=3,
-                 cmap="viridis", layers=MAP_LAYERS, sections=None, seed=0) -> dict:
+                 cmap="viridis", layers=MAP_LAYERS, sections=None, seed=0,
+                 dataset="mnist") -> dict:
     """Write the whole report for `digit` into the folder `out` (which must exist).
 
     Parameters
@@ -43,6 +48,8 @@ def build_report(model, model_path, test_data, digit: int, out, contrast=None, s
     layers : sequence of map layers to draw.
     sections : list of section functions (default `sections.SECTIONS`, the whole page).
     seed : int, seed of the random ablations and the probe's folds.
+    dataset : str, the data set of `test_data` ("mnist", "fashion"): the page and the figures
+        name its classes ("Shirt") and say "class" where MNIST says "digit".
 
     Returns
     -------
@@ -52,28 +59,33 @@ def build_report(model, model_path, test_data, digit: int, out, contrast=None, s
     from mnist_cnn.data import to_input
     from mnist_cnn.evaluate import evaluate
 
+    from mnist_cnn.datasets import get_dataset
+
     started = time.perf_counter()
+    info = get_dataset(dataset)
+    noun = info.class_noun
     if not 0 <= int(digit) <= 9:
-        raise UserError(f"digit must be 0-9, got {digit}")
+        raise UserError(f"{noun} must be 0-9, got {digit}")
     if contrast is not None and (not 0 <= int(contrast) <= 9 or contrast == digit):
-        raise UserError(f"contrast must be a digit 0-9 other than {digit}, got {contrast}")
+        raise UserError(f"contrast must be a {noun} 0-9 other than {digit}, got {contrast}")
     unknown = [name for name in layers if name not in MAP_LAYERS]
     if unknown:
         raise UserError(f"unknown layer {unknown[0]!r}; choose from {', '.join(MAP_LAYERS)}")
     x_test, y_test = test_data
     x, y = to_input(np.asarray(x_test)), np.asarray(y_test).astype(int)
     if not (y == digit).any():
-        raise UserError(f"the test data has no images of {digit}; check --data")
+        raise UserError(f"the test data has no images of {info.class_label(digit)}; check --data")
     evaluation = evaluate(model, x, y)
     source = "given"
     if contrast is None:
         contrast, source = most_confused_with(evaluation["confusion_matrix"], digit), "most confused"
     if not (y == contrast).any():
-        raise UserError(f"the test data has no images of {contrast}; check --data or --contrast")
+        raise UserError(f"the test data has no images of {info.class_label(contrast)}; check --data "
+                        "or --contrast")
     ctx = Context(model=model, model_path=Path(model_path), out=Path(out), x_test=x, y_test=y,
                   digit=int(digit), contrast=int(contrast), contrast_source=source,
                   evaluation=evaluation, samples=samples, cmap=cmap, layers=tuple(layers),
-                  seed=seed)
+                  seed=seed, dataset=info)
     done, seconds = [], {}
     for section in page.SECTIONS if sections is None else sections:
         t = time.perf_counter()
@@ -96,7 +108,10 @@ def _summary(ctx: Context, sections: list, seconds: dict) -> dict:
     return {
         "model": {"file": str(ctx.model_path), "sha256": sha256_file(ctx.model_path)},
         "test_accuracy": round(ev["accuracy"], 6), "test_loss": round(ev["loss"], 6),
+        "dataset": ctx.dataset.name,
         "digit": ctx.digit, "contrast": ctx.contrast, "contrast_source": ctx.contrast_source,
+        "class_name": ctx.dataset.class_name(ctx.digit),
+        "contrast_name": ctx.dataset.class_name(ctx.contrast),
         "confusions_digit_contrast": {f"{ctx.digit}->{ctx.contrast}": int(cm[ctx.digit, ctx.contrast]),
                                       f"{ctx.contrast}->{ctx.digit}": int(cm[ctx.contrast, ctx.digit])},
         "effect_size": "ROC AUC of the map's per-image spatial mean, digit (positive) vs "
@@ -110,23 +125,30 @@ def _summary(ctx: Context, sections: list, seconds: dict) -> dict:
 
 def run_analyze(args) -> int:
     """CLI entry: load the model and data, build the report atomically, print key numbers."""
-    from mnist_cnn.data import load_mnist
+    from mnist_cnn.cli import analyze_out_dir
+    from mnist_cnn.data import load_dataset
+    from mnist_cnn.datasets import get_dataset
     from mnist_cnn.model import load_trained
 
-    out = Path(args.out or f"reports/digit-{args.digit}")
-    model = load_trained(args.model)  # UserError for a missing/corrupt/foreign model
-    _, test = load_mnist(args.data or None)
+    info = get_dataset(getattr(args, "dataset", "mnist"))
+    out = Path(args.out or analyze_out_dir(info.name, args.digit))
+    # UserError for a missing/corrupt/foreign model, or one trained on the other data set
+    model = load_trained(args.model, dataset=info.name)
+    _, test = load_dataset(info.name, args.data or None)
     with atomic_dir(out) as tmp:
         summary = build_report(model, args.model, test, args.digit, tmp, contrast=args.contrast,
-                               samples=args.samples, cmap=args.cmap, layers=args.layers)
-    print(f"digit {summary['digit']} vs {summary['contrast']} ({summary['contrast_source']}); "
-          f"test accuracy {summary['test_accuracy']:.4%}")
+                               samples=args.samples, cmap=args.cmap, layers=args.layers,
+                               dataset=info.name)
+    name = info.class_label
+    print(f"{info.class_noun} {name(summary['digit'])} vs {name(summary['contrast'])} "
+          f"({summary['contrast_source']}); test accuracy {summary['test_accuracy']:.4%}")
     if summary.get("probe"):
         print(f"probe on conv_3: {summary['probe']['all_features']:.2%} cross-validated accuracy")
     if summary.get("ablation"):
         last = summary["ablation"]["rows"][-1]
         print(f"top {last['k']} conv_3 maps zeroed: accuracy {last['ranked_accuracy_a']:.2%} on "
-              f"{summary['digit']}, {last['ranked_accuracy_b']:.2%} on {summary['contrast']} "
+              f"{name(summary['digit'])}, {last['ranked_accuracy_b']:.2%} on "
+              f"{name(summary['contrast'])} "
               f"(random maps: {last['random_accuracy_a_mean']:.2%}, "
               f"{last['random_accuracy_b_mean']:.2%})")
     print(f"wrote {out}/index.html ({len(summary['files'])} files) in {summary['seconds']:.1f} s")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_cnn.config import MAP_LAYERS
+from mnist_cnn.datasets import MNIST, DatasetInfo
 from mnist_cnn.fileio import save_figure, save_npz, write_bytes
 
 
@@ -65,7 +66,27 @@ class Context:
     cmap: str = "viridis"
     layers: tuple = MAP_LAYERS
     seed: int = 0
+    dataset: DatasetInfo = MNIST  # what the page calls the classes ("4"; "Shirt") and a class
     cache: dict = field(default_factory=dict)
+
+    @property
+    def noun(self) -> str:
+        """"digit" (MNIST) or "class" (Fashion-MNIST), for the page's prose."""
+        return self.dataset.class_noun
+
+    def name(self, label: int) -> str:
+        """How text and figures name class `label`: "4" (MNIST), "Shirt" (Fashion-MNIST)."""
+        return self.dataset.class_name(int(label))
+
+    def plural(self, label: int) -> str:
+        """"4s" (MNIST), "Shirt images" (Fashion-MNIST)."""
+        name = self.name(label)
+        return f"{name}s" if self.dataset.name == "mnist" else f"{name} images"
+
+    def a(self, label: int) -> str:
+        """"a 4" (MNIST), "a Shirt" / "an Ankle boot" (Fashion-MNIST)."""
+        name = self.name(label)
+        return f"{'an' if name[0].lower() in 'aeiou8' else 'a'} {name}"
 
     def figure(self, name: str, fig, caption: str, **arrays) -> Figure:
         """Save `fig` as name.png and `arrays` as name.npz in the report folder."""

@@ -31,11 +31,11 @@ def _html_table(rows, caption="", show=None, link=None) -> str:
 
 def render_html(ctx: Context, sections: list, summary: dict) -> str:
     """The report page: key numbers, then each section's text, tables and figures."""
-    d, c = ctx.digit, ctx.contrast
+    d, c, noun = ctx.name(ctx.digit), ctx.name(ctx.contrast), ctx.noun
     key = [{"": "model", "value": f"{summary['model']['file']} (sha256 "
             f"{summary['model']['sha256'][:16]}...)"},
            {"": "test accuracy", "value": f"{summary['test_accuracy']:.4%}"},
-           {"": "digit / contrast", "value": f"{d} / {c} ({ctx.contrast_source})"},
+           {"": f"{noun} / contrast", "value": f"{d} / {c} ({ctx.contrast_source})"},
            {"": f"confusions {d}->{c}, {c}->{d}",
             "value": ", ".join(map(str, summary["confusions_digit_contrast"].values()))}]
     if summary.get("probe"):
@@ -47,9 +47,11 @@ def render_html(ctx: Context, sections: list, summary: dict) -> str:
                     "value": f"{last['ranked_accuracy_a']:.2%} / {last['ranked_accuracy_b']:.2%} "
                              f"(random {last['random_accuracy_a_mean']:.2%} / "
                              f"{last['random_accuracy_b_mean']:.2%})"})
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>mnist_cnn: digit {d}"
-             f"</title><style>{_STYLE}</style></head><body>",
-             f"<h1>How the CNN sees a {d} (contrast: {c})</h1>",
+    what = "" if ctx.dataset.name == "mnist" else f"{ctx.dataset.title} "
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>mnist_cnn: {what}{noun} "
+             f"{html.escape(d)}</title><style>{_STYLE}</style></head><body>",
+             f"<h1>How the CNN sees {html.escape(ctx.a(ctx.digit))} (contrast: {html.escape(c)})"
+             f"</h1>",
              _html_table(key, "Key numbers (all in summary.json)"),
              "<p>" + " · ".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in sections)
              + "</p>"]
@@ -62,7 +64,9 @@ def render_html(ctx: Context, sections: list, summary: dict) -> str:
             parts.append(f'<figure><a href="{f.file}"><img src="{f.file}" alt="{html.escape(f.file)}">'
                          f"</a><figcaption>{html.escape(f.caption)} Numbers: "
                          f'<a href="{f.data}">{f.data}</a>.</figcaption></figure>')
-    parts.append(f"<p><small>Written by <code>python -m mnist_cnn analyze --digit {d}</code>; "
+    command = (f"analyze --digit {ctx.digit}" if ctx.dataset.name == "mnist" else
+               f"analyze --dataset {ctx.dataset.name} --class {ctx.digit}")
+    parts.append(f"<p><small>Written by <code>python -m mnist_cnn {command}</code>; "
                  "files listed in <a href='summary.json'>summary.json</a>.</small></p>"
                  "</body></html>\n")
     return "\n".join(parts)

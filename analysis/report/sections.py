@@ -30,24 +30,29 @@ def confusion_section(ctx: Context) -> Section:
     from analysis.plots import plot_misclassified
     from mnist_cnn.evaluate import plot_confusion, top_confusions
 
-    ev, d = ctx.evaluation, ctx.digit
+    ev, d, name, noun = ctx.evaluation, ctx.digit, ctx.name, ctx.noun
     cm = ev["confusion_matrix"]
     pairs = [{"true": t, "predicted": p, "count": n} for t, p, n in top_confusions(cm, k=10)]
+    label = ctx.dataset.class_label  # "6" (MNIST), "6 (Shirt)"
+    shown_pairs = [{"true": label(r["true"]), "predicted": label(r["predicted"]),
+                    "count": r["count"]} for r in pairs]
     idx = ctx.indices(d)
     wrong = idx[ev["predicted"][idx] != d]
     confidence = ev["probabilities"][wrong, ev["predicted"][wrong]]
     order = np.argsort(-confidence, kind="stable")
     wrong, confidence = wrong[order], confidence[order]
     figures = [
-        ctx.figure("confusion_matrix", plot_confusion(cm),
+        ctx.figure("confusion_matrix", plot_confusion(cm, ctx.dataset.name),
                    f"Confusion matrix of the {cm.sum()} test images: counts (left) and "
-                   "row-normalised (right; the diagonal is each digit's recall). Rows: true digit, "
-                   "columns: predicted.", confusion_matrix=cm),
+                   f"row-normalised (right; the diagonal is each {noun}'s recall). Rows: true "
+                   f"{noun}, columns: predicted.", confusion_matrix=cm),
         ctx.figure(f"misclassified_{d}",
-                   plot_misclassified(ctx.x_test[wrong], ev["predicted"][wrong], confidence, d,
-                                      titles=[f"#{i}" for i in wrong]),
-                   f"The {len(wrong)} misclassified test images of {d}, most confident mistake "
-                   "first, each with the predicted digit and the model's probability for it.",
+                   plot_misclassified(ctx.x_test[wrong], ev["predicted"][wrong], confidence,
+                                      name(d), titles=[f"#{i}" for i in wrong],
+                                      class_names=ctx.dataset.class_names, noun=noun),
+                   f"The {len(wrong)} misclassified test images of {name(d)}, most confident "
+                   f"mistake first, each with the predicted {noun} and the model's probability "
+                   "for it.",
                    test_index=wrong, predicted=ev["predicted"][wrong], confidence=confidence,
                    images=(ctx.x_test[wrong, ..., 0] * 255).round().astype(np.uint8)),
     ]
@@ -58,10 +63,11 @@ def confusion_section(ctx: Context) -> Section:
                "digit_misclassified": int(len(wrong)), "digit_predicted_as": errors,
                "top_confused_pairs": pairs}
     text = (f"Test accuracy {ev['accuracy']:.2%} (loss {ev['loss']:.4f}). Of the {row.sum()} test "
-            f"images of {d}, {len(wrong)} are misclassified"
-            + (": " + ", ".join(f"{n} as {j}" for j, n in errors.items()) if errors else "") + ".")
+            f"images of {name(d)}, {len(wrong)} are misclassified"
+            + (": " + ", ".join(f"{n} as {name(j)}" for j, n in errors.items()) if errors else "")
+            + ".")
     table = ctx.table("top_confusions", "Most frequent confusions over the whole test set "
-                      "(true digit -> predicted digit).", pairs)
+                      f"(true {noun} -> predicted {noun}).", shown_pairs)
     return Section("confusion", "Confusion report", text, figures, [table], summary)
 
 
@@ -78,13 +84,13 @@ def activation_section(ctx: Context) -> Section:
         figures.append(ctx.figure(
             f"activations_{layer}",
             plot_activation_grid(ctx.x_test[i], m, layer, ctx.cmap,
-                                 title=f"test image #{i} (a {ctx.digit})"),
+                                 title=f"test image #{i} ({ctx.a(ctx.digit)})"),
             f"All {m.shape[-1]} maps of {layer} ({m.shape[0]}x{m.shape[1]}) for test image #{i}, "
-            f"a {ctx.digit}; one colour scale from 0 to the largest activation "
+            f"{ctx.a(ctx.digit)}; one colour scale from 0 to the largest activation "
             f"({m.max():.3g}). Map {int(m.mean(axis=(0, 1)).argmax())} has the largest mean; "
             f"{int((m.max(axis=(0, 1)) <= 0).sum())} maps are all zero for this image.",
             image=ctx.x_test[i, ..., 0], maps=m, test_index=i))
-    return Section("activations", f"Feature maps of one {ctx.digit}",
+    return Section("activations", f"Feature maps of one {ctx.name(ctx.digit)}",
                    "What each conv and pooling layer produces for one image (the series' part IV).",
                    figures, summary={"test_index": i, "layers": list(ctx.layers)})
 
@@ -103,14 +109,16 @@ def samples_section(ctx: Context) -> Section:
         ma, mb = ctx.class_maps(ctx.digit)[layer][pa], ctx.class_maps(ctx.contrast)[layer][pb]
         figures.append(ctx.figure(
             f"samples_{layer}",
-            plot_class_samples(ctx.x_test[ia], ma, ctx.x_test[ib], mb, layer, ctx.digit,
-                               ctx.contrast, ctx.cmap,
+            plot_class_samples(ctx.x_test[ia], ma, ctx.x_test[ib], mb, layer,
+                               ctx.name(ctx.digit), ctx.name(ctx.contrast), ctx.cmap,
                                titles=[f"#{i}" for i in np.r_[ia, ib]]),
-            f"{layer}: {len(ia)} test images of {ctx.digit} (#{', #'.join(map(str, ia))}) and "
-            f"{len(ib)} of {ctx.contrast} (#{', #'.join(map(str, ib))}) side by side, one colour "
-            "scale; maps that light up in every row of one digit are what the class shares.",
+            f"{layer}: {len(ia)} test images of {ctx.name(ctx.digit)} "
+            f"(#{', #'.join(map(str, ia))}) and {len(ib)} of {ctx.name(ctx.contrast)} "
+            f"(#{', #'.join(map(str, ib))}) side by side, one colour scale; maps that light up in "
+            f"every row of one {ctx.noun} are what the class shares.",
             test_index_digit=ia, test_index_contrast=ib, maps_digit=ma, maps_contrast=mb))
-    return Section("samples", f"Different {ctx.digit}s and {ctx.contrast}s, layer by layer",
+    return Section("samples", f"Different {ctx.plural(ctx.digit)} and {ctx.plural(ctx.contrast)}, "
+                   "layer by layer",
                    "Which maps stay common within a class (the series' part V).", figures,
                    summary={"test_index_digit": [int(i) for i in picks[ctx.digit][0]],
                             "test_index_contrast": [int(i) for i in picks[ctx.contrast][0]]})
@@ -134,7 +142,7 @@ def comparison_section(ctx: Context) -> Section:
     """Per-map statistics of all layers, class-mean conv_3 maps, and the ranking of conv_3 maps."""
     from analysis.plots import plot_class_means, plot_ranking
 
-    d, c = ctx.digit, ctx.contrast
+    d, c = ctx.name(ctx.digit), ctx.name(ctx.contrast)
     comp = ctx.comparison()
     arrays = {}
     for layer, r in comp.items():
@@ -164,16 +172,19 @@ def comparison_section(ctx: Context) -> Section:
                    "sorted by separation |2 AUC - 1|.", auc=c3["effect"]["auc"],
                    ranking=c3["ranking"], cohens_d=c3["effect"]["cohens_d"]),
     ]
-    all_rows = [{"layer": layer, **row} for layer, r in comp.items() for row in r["rows"]]
+    def named(row):  # column names: mean_digit, active_digit -> mean_class, ... where not digits
+        return {k.replace("digit", ctx.noun): v for k, v in row.items()}
+
+    all_rows = [{"layer": layer, **named(row)} for layer, r in comp.items() for row in r["rows"]]
     ctx.table("ranking_all_layers", "", all_rows)
-    best = [{"layer": layer, **r["rows"][0],
+    best = [{"layer": layer, **named(r["rows"][0]),
              "maps_auc_above_0.9_or_below_0.1": int((r["effect"]["separation"] > 0.8).sum()),
              "maps": len(r["ranking"])} for layer, r in comp.items()]
     tables = [
         ctx.table("ranking_conv_3", f"The {TOP_MAPS} conv_3 maps that best separate {d} from {c} "
                   "(all 128 in ranking_conv_3.csv, every layer in ranking_all_layers.csv). "
                   "mean_*: mean activation; active_*: fraction of images where the map is active.",
-                  c3["rows"], show=TOP_MAPS),
+                  [named(row) for row in c3["rows"]], show=TOP_MAPS),
         ctx.table(None, "The best-separating map of each layer, and how many maps separate "
                   "strongly (AUC > 0.9 or < 0.1).", best),
     ]
@@ -185,7 +196,7 @@ def comparison_section(ctx: Context) -> Section:
             "|Cohen's d| (mean difference over pooled standard deviation). The ranking uses the "
             "same test images as the ablation below.")
     return Section("comparison", f"What separates {d} from {c}", text, figures, tables,
-                   summary={"n_images": {str(d): n_a, str(c): n_b},
+                   summary={"n_images": {str(ctx.digit): n_a, str(ctx.contrast): n_b},
                             "top_maps": c3["rows"][:TOP_MAPS], "best_per_layer": best})
 
 
@@ -199,8 +210,8 @@ def probe_section(ctx: Context) -> Section:
              "cv_accuracy": p["all_features"]}]
     rows += [{"features": f"spatial means of the top {k} ranked maps", "cv_accuracy": acc}
              for k, acc in p["top_k"].items()]
-    text = (f"A logistic-regression probe (scikit-learn, standardised features) tells {ctx.digit} "
-            f"from {ctx.contrast} on conv_3 outputs with {p['all_features']:.2%} "
+    text = (f"A logistic-regression probe (scikit-learn, standardised features) tells "
+            f"{ctx.name(ctx.digit)} from {ctx.name(ctx.contrast)} on conv_3 outputs with {p['all_features']:.2%} "
             f"{p['folds']}-fold cross-validated accuracy ({p['n_images']} images). With only the "
             "spatial means of the top-k maps (ranking recomputed on each training fold): "
             + ", ".join(f"k={k}: {v:.2%}" for k, v in p["top_k"].items()) + ".")
@@ -216,10 +227,11 @@ def ablation_section(ctx: Context) -> Section:
     from analysis.plots import plot_ablation
     from mnist_cnn.model import head_model
 
-    d, c = ctx.digit, ctx.contrast
+    d, c = ctx.name(ctx.digit), ctx.name(ctx.contrast)
     head = tf.function(head_model(ctx.model, "conv_3"))
     result = ablation(lambda m: head(tf.constant(m)).numpy(),
-                      ctx.class_maps(d)["conv_3"], ctx.class_maps(c)["conv_3"], d, c,
+                      ctx.class_maps(ctx.digit)["conv_3"], ctx.class_maps(ctx.contrast)["conv_3"],
+                      ctx.digit, ctx.contrast,
                       ctx.comparison()["conv_3"]["ranking"], ABLATION_KS, seed=ctx.seed)
     rows = [{"k": r["k"], f"acc {d}: ranked": r["ranked_accuracy_a"],
              f"acc {d}: random": r["random_accuracy_a_mean"],
@@ -260,7 +272,7 @@ def oip_section(ctx: Context) -> Section:
     from analysis.oip.compute import CARVE_CONFIG, carve, class_images, compute_oips, oip_quality
     from analysis.oip.plots import plot_carving, plot_class_images, plot_oips
 
-    d, c = ctx.digit, ctx.contrast
+    d, c = ctx.name(ctx.digit), ctx.name(ctx.contrast)
     auc = np.asarray(ctx.comparison()["conv_3"]["effect"]["auc"])
     for_digit = np.argsort(-auc, kind="stable")[:REPORT_MAPS]
     for_contrast = np.argsort(auc, kind="stable")[:REPORT_MAPS]
@@ -280,19 +292,19 @@ def oip_section(ctx: Context) -> Section:
         "on a test image.",
         images=r["images"], maps=maps, activation=r["activation"], data_max=r["data_max"],
         auc=auc[maps])]
-    ci = class_images(ctx.model, [d, c], seed=ctx.seed)
+    ci = class_images(ctx.model, [ctx.digit, ctx.contrast], seed=ctx.seed)
     figures.append(ctx.figure(
         "class_images", plot_class_images(ci["images"], ci["digits"], ci["logit"],
-                                          ci["probability"]),
+                                          ci["probability"], names=[d, c]),
         f"Class images: inputs that maximise the logit of {d} and of {c} (200 steps, small "
         "total-variation penalty), with the logit and the softmax probability they reach.",
         images=ci["images"], digits=ci["digits"], logit=ci["logit"],
         probability=ci["probability"]))
-    source = int(ctx.sample_indices(d)[0])
+    source = int(ctx.sample_indices(ctx.digit)[0])
     carved = carve(ctx.model, ctx.x_test[source], np.r_[for_digit[:2], for_contrast[:2]])
     figures.append(ctx.figure(
         "pattern_carving", plot_carving(carved),
-        f"Pattern carving: test image #{source} (a {d}) after {CARVE_CONFIG.steps} small gradient "
+        f"Pattern carving: test image #{source} ({ctx.a(ctx.digit)}) after {CARVE_CONFIG.steps} small gradient "
         f"steps that raise one conv_3 map each: the two maps most typical of {d}, then the two "
         f"most typical of {c}. Right: what changed (red: ink added, blue: removed).",
         before=carved["before"], after=carved["after"], maps=carved["maps"],
@@ -304,7 +316,7 @@ def oip_section(ctx: Context) -> Section:
             f"The class image of {d} reaches logit {ci['logit'][0]:.1f} (p = "
             f"{ci['probability'][0]:.3f}). Carving test image #{source} towards map "
             f"{int(for_contrast[0])} (typical of {c}) leads to the prediction "
-            f"{int(carved['predicted_after'][2])}.")
+            f"{ctx.name(carved['predicted_after'][2])}.")
     summary = {"maps_for_digit": for_digit.tolist(), "maps_for_contrast": for_contrast.tolist(),
                "activation": r["activation"].round(4).tolist(),
                "data_max": r["data_max"].round(4).tolist(), **q,
