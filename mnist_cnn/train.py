@@ -82,7 +82,7 @@ def training_dataset(x, y, config: TrainConfig) -> tf.data.Dataset:
           .shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
           .batch(config.batch_size)
           .map(lambda i: (tf.gather(images, i), tf.gather(labels, i))))
-    if config.augment:
+    if config.augment and AUGMENTATION[get_dataset(config.dataset).name]:
         aug = augmenter(config.seed, config.dataset)
         ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=1)
     return ds.prefetch(2)
