@@ -91,33 +91,62 @@ def content_digest(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
-def verify_arrays(arrays: dict, source: str) -> dict:
-    """Check names, shapes, dtypes and content digests; raise UserError naming `source`."""
-    for name, shape in SHAPES.items():
+def check_arrays(arrays: dict, source: str, expected: dict, title: str) -> dict:
+    """Check names, shapes, dtypes and content digests; raise a one-line UserError naming `source`.
+
+    Parameters
+    ----------
+    arrays : dict name -> ndarray
+    source : str
+        Where the arrays came from, for the message.
+    expected : dict name -> (shape, SHA-256 of the raw bytes)
+    title : str
+        The data set's name for messages ("MNIST", "Fashion-MNIST").
+
+    Returns
+    -------
+    dict
+        `arrays`, unchanged.
+    """
+    for name, (shape, digest) in expected.items():
         if name not in arrays:
-            raise UserError(f"{source} has no array '{name}': not a Keras mnist.npz file")
+            raise UserError(f"{source} has no array '{name}': not a Keras {title} file "
+                            f"(needs {', '.join(expected)})")
         a = arrays[name]
-        if a.shape != shape or a.dtype != np.uint8:
+        if a.shape != tuple(shape) or a.dtype != np.uint8:
             raise UserError(f"{source}: '{name}' is {a.dtype}{list(a.shape)}, "
-                            f"expected uint8{list(shape)}: not the MNIST data set")
-        if content_digest(a) != CONTENT_SHA256[name]:
-            raise UserError(f"{source}: '{name}' does not match the MNIST SHA-256 digest; "
-                            "the file is damaged or not MNIST (delete it to re-fetch)")
+                            f"expected uint8{list(shape)}: not the {title} data set")
+        if content_digest(a) != digest:
+            raise UserError(f"{source}: '{name}' does not match the {title} SHA-256 digest; "
+                            f"the data is damaged or not {title} (delete a cached copy to re-fetch)")
     return arrays
 
 
-def read_npz(path) -> dict:
-    """Read the four MNIST arrays from a Keras-style .npz without allowing pickles."""
+def verify_arrays(arrays: dict, source: str) -> dict:
+    """`check_arrays` against MNIST's shapes and digests."""
+    expected = {name: (shape, CONTENT_SHA256[name]) for name, shape in SHAPES.items()}
+    return check_arrays(arrays, source, expected, "MNIST")
+
+
+def read_keras_npz(path, keys, title: str) -> dict:
+    """The arrays `keys` of a Keras-style .npz, read without allowing pickles (not verified).
+
+    Raises a one-line UserError for a missing, truncated or corrupt file.
+    """
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in SHAPES if k in f.files}
+            return {k: f[k] for k in keys if k in f.files}
     except FileNotFoundError:
-        raise UserError(f"MNIST file {path} does not exist; check the path") from None
+        raise UserError(f"{title} file {path} does not exist; check the path") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise UserError(f"MNIST file {path} is corrupt or truncated ({type(e).__name__}); "
+        raise UserError(f"{title} file {path} is corrupt or truncated ({type(e).__name__}); "
                         "delete it or point --data at a good copy") from None
-    return verify_arrays(arrays, f"MNIST file {path}")
+
+
+def read_npz(path) -> dict:
+    """Read and verify the four MNIST arrays from a Keras-style .npz (no pickles)."""
+    return verify_arrays(read_keras_npz(path, SHAPES, "MNIST"), f"MNIST file {path}")
 
 
 def write_npz(path, arrays: dict):
@@ -366,38 +395,16 @@ def read_idx_folder(folder, source: str | None = None) -> dict:
 
 
 def verify_fashion(arrays: dict, source: str, expected: dict | None = None) -> dict:
-    """Check names, shapes, dtypes and content digests against `FASHION_EXPECTED`.
-
-    `expected` (default: the module's `FASHION_EXPECTED`, looked up at call time) maps each
-    array name to (shape, SHA-256). Raises a one-line UserError naming `source`.
-    """
-    expected = FASHION_EXPECTED if expected is None else expected
-    for name, (shape, digest) in expected.items():
-        if name not in arrays:
-            raise UserError(f"{source} has no array '{name}': not a Keras Fashion-MNIST file "
-                            "(needs x_train, y_train, x_test, y_test)")
-        a = arrays[name]
-        if a.shape != tuple(shape) or a.dtype != np.uint8:
-            raise UserError(f"{source}: '{name}' is {a.dtype}{list(a.shape)}, "
-                            f"expected uint8{list(shape)}: not the Fashion-MNIST data set")
-        if content_digest(a) != digest:
-            raise UserError(f"{source}: '{name}' does not match the Fashion-MNIST SHA-256 digest; "
-                            "the data is damaged or not Fashion-MNIST")
-    return arrays
+    """`check_arrays` against `expected` (default: the module's `FASHION_EXPECTED`, looked up at
+    call time so tests can replace it), which maps each array name to (shape, SHA-256)."""
+    return check_arrays(arrays, source, FASHION_EXPECTED if expected is None else expected,
+                        "Fashion-MNIST")
 
 
 def read_fashion_npz(path) -> dict:
     """Read and verify the four Fashion-MNIST arrays from a Keras-style `.npz` (no pickles)."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in FASHION_FILES if k in f.files}
-    except FileNotFoundError:
-        raise UserError(f"Fashion-MNIST file {path} does not exist; check the path") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise UserError(f"Fashion-MNIST file {path} is corrupt or truncated "
-                        f"({type(e).__name__}); point --data at a good copy") from None
-    return verify_fashion(arrays, f"Fashion-MNIST file {path}")
+    return verify_fashion(read_keras_npz(path, FASHION_FILES, "Fashion-MNIST"),
+                          f"Fashion-MNIST file {path}")
 
 
 def _last_error_line(text: str) -> str:
