@@ -43,3 +43,16 @@ def tiny_model(tiny_model_path):
     from mnist_cnn.model import load_trained
 
     return load_trained(tiny_model_path)
+
+
+@pytest.fixture(scope="session")
+def explorer_site(tmp_path_factory, tiny_model_path):
+    """The explorer site of the tiny model, built once through the command line (first 1000
+    test images, 2 short OIPs per unit); shared by tests/test_explore*.py."""
+    from mnist_cnn.cli import main
+
+    out = tmp_path_factory.mktemp("explorer") / "site"
+    rc = main(["explore", "--model", str(tiny_model_path), "--out", str(out), "--limit", "1000",
+               "--steps", "10", "--starts", "2", "--precision", "float32"])
+    assert rc == 0
+    return out

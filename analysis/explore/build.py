@@ -149,7 +149,8 @@ def build_site(model, model_path, test_data, out, steps: int = 100, starts: int 
     oip_peaks, begin = {}, 0
     for layer in C.LAYERS:
         n = starts * C.SIZES[layer]
-        oip_peaks[layer] = peaks[layer][begin:begin + n].reshape(starts, -1)[:, :C.SIZES[layer]]
+        block = peaks[layer][begin:begin + n].reshape(starts, C.SIZES[layer], C.SIZES[layer])
+        oip_peaks[layer] = np.diagonal(block, axis1=1, axis2=2)  # OIP (s, u) seen by unit u
         begin += n
     geom = C.geometry(model)
     units = unit_records(acts, stats, causal, circuit, oips, oip_peaks, y, geom)

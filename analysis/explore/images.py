@@ -1,7 +1,8 @@
 """Pictures for the explorer, composed directly: PNGs from NumPy arrays (Pillow), charts as
 inline SVG. Drawing 1,500 small figures with Matplotlib would take minutes; this takes seconds.
 
-Images use the project's grey scale: ink (1) black, paper (0) white.
+Images use the project's grey scale: ink (1) black, paper (0) white. PNGs are written at the
+images' own resolution (28 px) and enlarged by the browser.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import html
 import numpy as np
 from PIL import Image
 
-BOX = (220, 30, 30)  # receptive-field boxes
-GAP = 4  # px between tiles
+GAP = 1  # px between the images of a strip (at native resolution)
 
 
 def gray(images: np.ndarray) -> np.ndarray:
@@ -20,47 +20,13 @@ def gray(images: np.ndarray) -> np.ndarray:
     return np.round(255 * (1 - np.clip(images, 0, 1))).astype(np.uint8)
 
 
-def upscale(image: np.ndarray, scale: int) -> np.ndarray:
-    """Nearest-neighbour upscaling of a (H, W[, 3]) array."""
-    return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
-
-
-def draw_box(rgb: np.ndarray, box, scale: int, width: int = 1) -> None:
-    """Outline a half-open pixel box ((r0, r1), (c0, c1)) of the original image, in place.
-
-    The outline lies just inside the box's pixels after upscaling, so it never hides the
-    pixels next to it.
-    """
-    (r0, r1), (c0, c1) = box
-    r0, r1, c0, c1 = r0 * scale, r1 * scale - 1, c0 * scale, c1 * scale - 1
-    rgb[r0:r0 + width, c0:c1 + 1] = BOX
-    rgb[r1 - width + 1:r1 + 1, c0:c1 + 1] = BOX
-    rgb[r0:r1 + 1, c0:c0 + width] = BOX
-    rgb[r0:r1 + 1, c1 - width + 1:c1 + 1] = BOX
-
-
-def strip(images, scale: int = 3, boxes=None, gap: int = GAP) -> np.ndarray:
-    """A row of images (each (H, W) in [0, 1]) as one RGB array, white between them.
-
-    Parameters
-    ----------
-    images : sequence of (H, W) arrays in [0, 1] (may differ in size; they are top-aligned)
-    scale : int, upscaling of every image
-    boxes : optional sequence of boxes (see `draw_box`) or None per image
-
-    Returns
-    -------
-    uint8 array (rows, cols, 3)
-    """
-    tiles = []
-    for i, img in enumerate(images):
-        rgb = np.repeat(upscale(gray(np.asarray(img)), scale)[..., None], 3, axis=2)
-        if boxes is not None and boxes[i] is not None:
-            draw_box(rgb, boxes[i], scale, width=max(1, scale // 2))
-        tiles.append(rgb)
+def strip(images, gap: int = GAP) -> np.ndarray:
+    """A row of images (each (H, W) in [0, 1], top-aligned) as one grey uint8 array at native
+    resolution, white between them. Pages enlarge it with `image-rendering: pixelated`, which
+    keeps the files tiny and fast to write; boxes are drawn over it by the page."""
+    tiles = [gray(np.asarray(img)) for img in images]
     height = max(t.shape[0] for t in tiles)
-    width = sum(t.shape[1] for t in tiles) + gap * (len(tiles) - 1)
-    out = np.full((height, width, 3), 255, np.uint8)
+    out = np.full((height, sum(t.shape[1] for t in tiles) + gap * (len(tiles) - 1)), 255, np.uint8)
     x = 0
     for t in tiles:
         out[:t.shape[0], x:x + t.shape[1]] = t
@@ -68,31 +34,27 @@ def strip(images, scale: int = 3, boxes=None, gap: int = GAP) -> np.ndarray:
     return out
 
 
-def grid(images, cols: int, scale: int = 2, gap: int = 2) -> np.ndarray:
+def grid(images, cols: int, gap: int = 2) -> np.ndarray:
     """Images (N, H, W) in [0, 1] in rows of `cols`, as one grey uint8 array (white gaps)."""
     images = np.asarray(images)
     n, h, w = images.shape
     rows = -(-n // cols)
-    out = np.full((rows * (h * scale + gap) - gap, cols * (w * scale + gap) - gap), 255, np.uint8)
+    out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap), 255, np.uint8)
     for i in range(n):
         r, c = divmod(i, cols)
-        y, x = r * (h * scale + gap), c * (w * scale + gap)
-        out[y:y + h * scale, x:x + w * scale] = upscale(gray(images[i]), scale)
+        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = gray(images[i])
     return out
 
 
-def crops(images, boxes, size: int = 54) -> list:
-    """The receptive-field crop of each image, upscaled by an integer to about `size` px."""
-    out = []
-    for img, ((r0, r1), (c0, c1)) in zip(images, boxes):
-        crop = np.asarray(img)[r0:r1, c0:c1]
-        out.append(upscale(crop, max(1, round(size / max(crop.shape)))))
-    return out
+def crops(images, boxes) -> list:
+    """The part of each image inside its half-open box ((r0, r1), (c0, c1))."""
+    return [np.asarray(img)[r0:r1, c0:c1] for img, ((r0, r1), (c0, c1)) in zip(images, boxes)]
 
 
-def save_png(array: np.ndarray, path) -> None:
-    """Write a uint8 (H, W) grey or (H, W, 3) RGB array as PNG."""
+def save_png(array: np.ndarray, path) -> tuple:
+    """Write a uint8 (H, W) grey array as PNG; returns its (width, height)."""
     Image.fromarray(array).save(path, compress_level=6)
+    return array.shape[1], array.shape[0]
 
 
 # ---------------------------------------------------------------------------------------------

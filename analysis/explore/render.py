@@ -47,6 +47,20 @@ def _page(title: str, body: str, layer: str | None = None) -> str:
             f'<main>{body}</main><script src="site.js"></script></body></html>\n')
 
 
+def _strip(src: str, count: int, size: int, scale: int, alt: str, boxes=None) -> str:
+    """A strip of `count` square images of `size` px (1 px apart), shown `scale` times larger,
+    with receptive-field boxes ((r0, r1), (c0, c1)) drawn over image i where boxes[i] is set."""
+    width, height = (count * (size + 1) - 1) * scale, size * scale
+    img = (f'<img class="px" src="{src}" width="{width}" height="{height}" alt="{e(alt)}">')
+    if not boxes:
+        return img
+    marks = "".join(
+        f'<span class="box" style="left:{(i * (size + 1) + c0) * scale}px;top:{r0 * scale}px;'
+        f'width:{(c1 - c0) * scale}px;height:{(r1 - r0) * scale}px"></span>'
+        for i, b in enumerate(boxes) if b for (r0, r1), (c0, c1) in [b])
+    return f'<span class="boxes" style="width:{width}px;height:{height}px">{img}{marks}</span>'
+
+
 def _thumb(name: str, size: int = 28) -> str:
     return f'<img class="px" src="img/{name}.png" width="{size}" height="{size}" alt="OIP of {name}">'
 
@@ -177,40 +191,45 @@ def unit_page(site: dict, u: dict) -> str:
     key = (f'<p class="keyline">preferred class <b>{"&ndash;" if pref is None else pref}</b> &middot; '
            f'selectivity <b>{u["selectivity"]:.3f}</b> &middot; AUC '
            f'<b>{"&ndash;" if u["auc_preferred"] is None else format(u["auc_preferred"], ".3f")}</b> '
-           f'&middot; largest test activation <b>{u["max"]:.4g}</b> &middot; active on '
-           f'{100 * u["active_fraction"]:.1f}% of test images &middot; zeroed: accuracy '
-           f'<b>{_pct(c["accuracy_all"])}</b> pp</p>')
+           f'&middot; largest test activation <b>{u["max"]:.4g}</b> &middot; '
+           + ("" if layer == "output" else
+              f'active on {100 * u["active_fraction"]:.1f}% of test images &middot; ')
+           + f'zeroed: accuracy <b>{_pct(c["accuracy_all"])}</b> pp</p>')
     starts = len(o["activation"])
     oip_rows = "".join(f'<td>{"&#9733; " if s == o["best"] else ""}{o["activation"][s]:.4g}</td>'
                        for s in range(starts))
-    peak_rows = "".join(f"<td>{o['peak'][s]:.4g}</td>" for s in range(starts))
+    peak_rows = ("<tr><th>peak (as below)</th>" + "".join(f"<td>{o['peak'][s]:.4g}</td>"
+                                                        for s in range(starts)) + "</tr>"
+                 if layer.startswith("conv") else "")
     objective = "map mean" if layer.startswith("conv") else ("logit" if layer == "output" else "value")
     agreement = ("" if o["agreement"] is None else
                  f" The {starts} OIPs agree with mean pairwise correlation <b>r = "
                  f"{o['agreement']:.2f}</b> (1: identical; near 0: different patterns, or the same "
                  "pattern shifted).")
-    oips = (f'<section id="oips"><h2>OIPs</h2><img class="px" src="img/{name}-oips.png" '
-            f'width="{starts * 88 - 4}" alt="{starts} OIPs of {name}">'
+    oips = (f'<section id="oips"><h2>OIPs</h2>'
+            f'{_strip(f"img/{name}-oips.png", starts, 28, 3, f"{starts} OIPs of {name}")}'
             f'<table class="nums"><tr><th>start</th>' + "".join(f"<td>{s}</td>" for s in range(starts))
-            + f"</tr><tr><th>{objective}</th>{oip_rows}</tr><tr><th>activation (as below)</th>"
-            f"{peak_rows}</tr></table><p>&#9733; the unit's OIP (largest {objective}), shown on "
+            + f"</tr><tr><th>{objective}</th>{oip_rows}</tr>{peak_rows}</table><p>&#9733; the unit's OIP (largest {objective}), shown on "
             f"the layer page. Largest {objective} on a test image: <b>{o['data_max']:.4g}</b>; the "
             f"OIP {'beats' if o['beats_data_max'] else 'does <b>not</b> beat'} it.{agreement}</p></section>")
     if u["dead"]:
         images = ('<section id="top"><h2>Top test images</h2><p>Dead: zero on every test image, '
                   "so no image excites it.</p></section>")
     else:
-        crops = ""
-        if layer.startswith("conv"):
-            crops = (f'<figure><img class="px" src="img/{name}-crops.png" alt="receptive-field crops">'
-                     "<figcaption>The receptive field around each peak, enlarged.</figcaption></figure>")
+        crops, boxes = "", [t["box"] for t in u["top"]]
+        if boxes[0]:
+            field = boxes[0][0][1] - boxes[0][0][0]
+            enlarged = _strip(f"img/{name}-crops.png", 9, field, max(1, round(54 / field)),
+                              "receptive-field crops")
+            crops = (f"<figure>{enlarged}<figcaption>The receptive field ({field}&times;{field} px) around each "
+                     "peak, enlarged.</figcaption></figure>")
         images = (
             f'<section id="top"><h2>Top test images</h2><div class="row"><figure>'
-            f'<img class="px" src="img/{name}-top.png" alt="top test images of {name}"><figcaption>'
+            f'{_strip(f"img/{name}-top.png", 9, 28, 3, f"top test images of {name}", boxes)}<figcaption>'
             f"The 9 test images that excite {name} most (test index, <b>label</b>, activation)"
             f"{'; box: receptive field of the peak' if layer.startswith('conv') else ''}.<br>"
             f'{_captions(u["top"])}</figcaption></figure>{crops}</div><figure>'
-            f'<img class="px" src="img/{name}-low.png" alt="least exciting images of class {pref}">'
+            f'{_strip(f"img/{name}-low.png", 9, 28, 3, f"least exciting images of class {pref}")}'
             f"<figcaption>The 9 images of its preferred class {pref} that excite it least.<br>"
             f'{_captions(u["low"])}</figcaption></figure></section>')
     auc_row = "".join(f"<td>{a:.3f}</td>" for a in u["auc"])
@@ -257,19 +276,17 @@ def unit_page(site: dict, u: dict) -> str:
 # ---------------------------------------------------------------------------------------------
 
 def unit_pictures(out: Path, u: dict, oip_images: np.ndarray, x: np.ndarray) -> None:
-    """The PNGs of one unit: its OIP, all its OIPs, top images (with boxes), crops, least."""
+    """The PNGs of one unit: its OIP, all its OIPs, top images, their crops, least exciting."""
     name, best = u["name"], u["oip"]["best"]
     im.save_png(im.gray(oip_images[best]), out / "img" / f"{name}.png")
-    im.save_png(im.strip(oip_images, scale=3), out / "img" / f"{name}-oips.png")
+    im.save_png(im.strip(oip_images), out / "img" / f"{name}-oips.png")
     if u["dead"]:
         return
     top = [x[t["index"]] for t in u["top"]]
-    boxes = [t["box"] for t in u["top"]]
-    conv = boxes[0] is not None
-    im.save_png(im.strip(top, 3, boxes if conv else None), out / "img" / f"{name}-top.png")
-    if conv:
-        im.save_png(im.strip(im.crops(top, boxes), 1), out / "img" / f"{name}-crops.png")
-    im.save_png(im.strip([x[t["index"]] for t in u["low"]], 3), out / "img" / f"{name}-low.png")
+    im.save_png(im.strip(top), out / "img" / f"{name}-top.png")
+    if u["top"][0]["box"]:
+        im.save_png(im.strip(im.crops(top, [t["box"] for t in u["top"]])), out / "img" / f"{name}-crops.png")
+    im.save_png(im.strip([x[t["index"]] for t in u["low"]]), out / "img" / f"{name}-low.png")
 
 
 def write_site(out, site: dict, units: list, oip_images: dict, x: np.ndarray) -> None:
@@ -284,12 +301,11 @@ def write_site(out, site: dict, units: list, oip_images: dict, x: np.ndarray) ->
         if asset == "site.js":
             text = text.replace("/*UNITS*/", json.dumps([u["name"] for u in units]))
         (out / asset).write_text(text)
-    (out / "index.html").write_text(index_page(site))
     for layer in LAYERS:
         mine = [u for u in units if u["layer"] == layer]
         (out / f"{layer}.html").write_text(layer_page(site, layer, mine))
         best = oip_images[layer][[u["oip"]["best"] for u in mine], np.arange(len(mine))]
-        im.save_png(im.grid(best, cols=min(len(mine), 16), scale=1, gap=2), out / "img" / f"{layer}.png")
+        im.save_png(im.grid(best, cols=min(len(mine), 16), gap=2), out / "img" / f"{layer}.png")
     for u in units:
         (out / f"{u['name']}.html").write_text(unit_page(site, u))
         (out / f"{u['name']}.json").write_text(json.dumps(u, separators=(",", ":")))
@@ -297,7 +313,9 @@ def write_site(out, site: dict, units: list, oip_images: dict, x: np.ndarray) ->
 
 
 def write_summary(out, site: dict) -> None:
-    """site.json: the model, the settings, the OIP check, per-layer numbers and timings."""
+    """index.html and site.json (the model, the settings, the OIP check, per-layer numbers,
+    timings), written last so that they can report the whole build."""
+    (Path(out) / "index.html").write_text(index_page(site))
     files = [p for p in Path(out).rglob("*") if p.is_file()]
     site["files"] = len(files) + 1
     site["bytes"] = sum(p.stat().st_size for p in files)
