@@ -109,8 +109,10 @@ def box_plot(quantiles, means, highlight: int = -1, width: int = 560, height: in
 def bars(values, label: str, unit: str = "pp", width: int = 280, height: int = 150) -> str:
     """Signed bars per class (e.g. change in accuracy), on an axis symmetric about 0."""
     v = np.asarray(values, np.float64)
-    limit = max(float(np.abs(v).max()), 1e-9)
-    pad_l, pad_b, pad_t = 40, 20, 16
+    limit = float(np.abs(v).max())
+    if limit < 5e-4:  # below the numbers' rounding: nothing to draw
+        v, limit = np.zeros_like(v), 1.0
+    pad_l, pad_b, pad_t = 48, 20, 16
     plot_h = height - pad_b - pad_t
     step = (width - pad_l - 6) / len(v)
     zero = pad_t + plot_h / 2
@@ -118,9 +120,9 @@ def bars(values, label: str, unit: str = "pp", width: int = 280, height: int = 1
              f'xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{html.escape(label)}">',
              f'<text x="{pad_l}" y="11" font-size="11">{html.escape(label)}</text>',
              f'<line x1="{pad_l}" y1="{zero}" x2="{width - 6}" y2="{zero}" stroke="#999"/>',
-             f'<text x="{pad_l - 4}" y="{pad_t + 4}" text-anchor="end" font-size="10">+{_fmt(limit)}</text>',
+             f'<text x="{pad_l - 4}" y="{pad_t + 4}" text-anchor="end" font-size="10">+{limit:.2g}</text>',
              f'<text x="{pad_l - 4}" y="{pad_t + plot_h + 4}" text-anchor="end" font-size="10">'
-             f'-{_fmt(limit)}</text>']
+             f'&#8722;{limit:.2g}</text>']
     for k, value in enumerate(v):
         h = plot_h / 2 * abs(value) / limit
         y = zero - h if value > 0 else zero

@@ -65,8 +65,16 @@ def _thumb(name: str, size: int = 28) -> str:
     return f'<img class="px" src="img/{name}.png" width="{size}" height="{size}" alt="OIP of {name}">'
 
 
-def _badge(dead: bool) -> str:
-    return '<span class="badge dead">dead</span>' if dead else '<span class="badge alive">alive</span>'
+RARE = 0.01  # active on fewer test images than this: its selectivity rests on a handful
+
+
+def _badge(u: dict) -> str:
+    if u["dead"]:
+        return '<span class="badge dead">dead</span>'
+    rare = (u["layer"] != "output" and u["active_fraction"] < RARE)
+    return ('<span class="badge alive">alive</span>' + (
+        f' <span class="badge rare" title="active on {100 * u["active_fraction"]:.2f}% of test '
+        'images">rare</span>' if rare else ""))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,7 +127,9 @@ def _reading_guide() -> str:
         f"<li><b>Selectivity</b>: {SI_FORMULA}, with &mu;<sub>pref</sub> the mean activation on "
         "the preferred class (the class with the largest mean), &mu;<sub>rest</sub> the mean of the "
         "other nine class means, floor 0 after a ReLU (for logits the smallest on the test set). 0: "
-        "the unit responds to all digits alike; 1: only to its preferred digit.</li>"
+        "the unit responds to all digits alike; 1: only to its preferred digit. A unit that fires "
+        "on a handful of images of one digit also gets 1 (badge <i>rare</i>): read SI with the "
+        "AUC, which is then close to 0.5.</li>"
         "<li><b>AUC</b> (one vs rest): the probability that a random test image of the preferred "
         "class activates the unit more than a random image of another class. 0.5 is chance.</li>"
         "<li><b>Causal effect</b>: the change in test accuracy (percentage points) and in the "
@@ -146,7 +156,7 @@ def layer_page(site: dict, layer: str, units: list) -> str:
             f'<a class="tile{" is-dead" if u["dead"] else ""}" href="{u["name"]}.html" '
             f'data-index="{u["index"]}" data-sel="{u["selectivity"]}" data-max="{u["max"]}" '
             f'data-acc="{c["accuracy_all"]}" data-p="{c["probability_all"]}">'
-            f'{_thumb(u["name"], 56)}<span class="name">{u["name"]}</span> {_badge(u["dead"])}'
+            f'{_thumb(u["name"], 56)}<span class="name">{u["name"]}</span> {_badge(u)}'
             f'<span>class {pref} &middot; SI {u["selectivity"]:.2f}</span>'
             f'<span>max {u["max"]:.3g} &middot; &Delta;acc {_pct(c["accuracy_all"])}</span></a>')
     i = LAYERS.index(layer)
@@ -158,7 +168,8 @@ def layer_page(site: dict, layer: str, units: list) -> str:
         f"<h1>{layer}: {info['units']} units</h1>"
         f"<p>{e(KIND[layer])}; output {'&times;'.join(map(str, info['shape']))}. Activation of a "
         f"unit on an image: {_measure(layer)}. Each tile: the unit's OIP, whether it is dead "
-        "(zero on every test image), its preferred class, selectivity index (SI), its largest "
+        "(zero on every test image) or rare (active on under 1% of them: its SI rests on a few "
+        "images), its preferred class, selectivity index (SI), its largest "
         "activation on the test set and the change in test accuracy (percentage points) when "
         'it alone is zeroed. <a href="index.html#how">How to read them</a>.</p>'
         '<p class="sort">Sort by: <button data-sort="index" class="on">unit</button>'
@@ -266,7 +277,7 @@ def unit_page(site: dict, u: dict) -> str:
         + "</tr><tr><th>&Delta; accuracy (pp)</th>" + "".join(f"<td>{v:+.2f}</td>" for v in acc)
         + "</tr><tr><th>&Delta; probability (pp)</th>" + "".join(f"<td>{v:+.3f}</td>" for v in prob)
         + "</tr></table></section>")
-    body = (f"{nav}<h1>{name} {_badge(u['dead'])}</h1>{key}"
+    body = (f"{nav}<h1>{name} {_badge(u)}</h1>{key}"
             f"<p class=small>{e(KIND[layer])}; activation = {_measure(layer)}.</p>"
             f"{oips}{images}{classes}{circuit}{causal}"
             f'<p class="small">Every number on this page: <a href="{name}.json">{name}.json</a>.</p>')
