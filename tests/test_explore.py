@@ -104,7 +104,8 @@ def test_statistics_against_the_digit_report_and_a_hand_case():
     s = unit_statistics(act, y)
     for k in (3, 7):
         np.testing.assert_allclose(s["auc"][:, k], effect_sizes(act[y == k], act[y != k])["auc"])
-    assert s["preferred"][0] == 3 and s["preferred"][2] == -1 and s["dead"].tolist() == [False, False, True, False]
+    assert s["preferred"][0] == 3 and s["preferred"][2] == -1
+    assert s["dead"].tolist() == [False, False, True, False]
     assert s["selectivity"][2] == 0 and s["selectivity"][0] > s["selectivity"][1]
     assert all(act[s["top"][0], 0] >= np.sort(act[:, 0])[-9])
     assert set(y[s["low"][0]]) == {3}
@@ -112,6 +113,28 @@ def test_statistics_against_the_digit_report_and_a_hand_case():
     assert pref[0] == 0 and si[0] == pytest.approx(0.5)  # (3 - 1) / (3 + 1)
     _, si = selectivity(np.array([[2.0, -1, -1, -1, -1, -1, -1, -1, -1, -1]]), -1.0)
     assert si[0] == pytest.approx(1.0)  # only the preferred class rises above the floor
+
+
+def test_circuit_links_are_the_strongest_weights():
+    from analysis.explore.circuit import circuit
+
+    rng = np.random.default_rng(1)
+    shapes = {"conv_1": (3, 3, 1, 32), "conv_2": (3, 3, 32, 64), "conv_3": (3, 3, 64, 128),
+              "dense_1": (1152, 70), "output": (70, 10)}
+    weights = {k: (rng.normal(size=s).astype(np.float32), np.zeros(s[-1], np.float32))
+               for k, s in shapes.items()}
+    mean = rng.uniform(0, 1, size=(70, 10))
+    c = circuit(weights, mean)
+    norms = np.linalg.norm(weights["conv_3"][0][:, :, :, 48].reshape(9, 64), axis=0)
+    assert list(c["conv_3"]["inputs"][48]) == list(np.argsort(-norms)[:5])
+    np.testing.assert_allclose(c["conv_3"]["input_strength"][48], np.sort(norms)[::-1][:5], rtol=1e-6)
+    to_dense = np.linalg.norm(weights["dense_1"][0].reshape(9, 128, 70)[:, 7, :], axis=0)
+    assert list(c["conv_3"]["outputs"][7]) == list(np.argsort(-to_dense)[:5])
+    drive = mean[:, 4] * weights["output"][0][:, 4]
+    assert list(c["output"]["inputs"][4]) == list(np.argsort(-drive)[:5])
+    assert list(c["dense_1"]["outputs"][3]) == list(np.argsort(-np.abs(weights["output"][0][3]))[:5])
+    np.testing.assert_array_equal(c["conv_1_kernels"][5], weights["conv_1"][0][:, :, 0, 5])
+    assert "inputs" not in c["conv_1"] and "outputs" not in c["output"]
 
 
 def test_causal_effect_equals_zeroing_and_running_the_head(tiny_model, x_test):

@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from analysis.explore import compute as C
+from analysis.explore.circuit import circuit as strongest_links
 from analysis.explore import render
 from analysis.oip import OIPConfig
 from mnist_cnn.errors import UserError
@@ -71,14 +72,11 @@ def unit_records(acts, stats, causal, circuit, oips, oip_peaks, y, geom) -> list
                            "accuracy_all": _g(ce["accuracy_all"][u]),
                            "probability_all": _g(ce["probability_all"][u])},
             }
-            if "inputs" in links:
-                below = C.BELOW[layer]
-                record["circuit"]["inputs"] = [{"unit": f"{below}-{int(i)}", "strength": _g(w, 4)}
-                                               for i, w in zip(links["inputs"][u], links["input_strength"][u])]
-            if "outputs" in links:
-                above = C.ABOVE[layer]
-                record["circuit"]["outputs"] = [{"unit": f"{above}-{int(i)}", "strength": _g(w, 4)}
-                                                for i, w in zip(links["outputs"][u], links["output_strength"][u])]
+            for key, other in (("inputs", C.BELOW.get(layer)), ("outputs", C.ABOVE.get(layer))):
+                if key in links:
+                    record["circuit"][key] = [
+                        {"unit": f"{other}-{int(i)}", "strength": _g(w, 4)}
+                        for i, w in zip(links[key][u], links[key.rstrip("s") + "_strength"][u])]
             if layer == "conv_1":
                 record["circuit"]["kernel"] = [_gl(row, 4) for row in circuit["conv_1_kernels"][u]]
             units.append(record)
@@ -141,7 +139,7 @@ def build_site(model, model_path, test_data, out, steps: int = 100, starts: int 
     t = lap("activations and statistics", t)
     causal = C.causal_effects(model, x, y)
     t = lap("causal effects", t)
-    circuit = C.circuit(C.weights_of(model), stats["dense_1"]["class_mean"])
+    circuit = strongest_links(C.weights_of(model), stats["dense_1"]["class_mean"])
     config = OIPConfig(steps=steps, precision=precision)
     oips = {}
     for layer in C.LAYERS:

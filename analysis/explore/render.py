@@ -55,8 +55,9 @@ def _strip(src: str, count: int, size: int, scale: int, alt: str, boxes=None) ->
     if not boxes:
         return img
     marks = "".join(
-        f'<span class="box" style="left:{(i * (size + 1) + c0) * scale}px;top:{r0 * scale}px;'
-        f'width:{(c1 - c0) * scale}px;height:{(r1 - r0) * scale}px"></span>'
+        f'<span class="box{" thin" if (c1 - c0) * scale < 24 else ""}" style="left:'
+        f'{(i * (size + 1) + c0) * scale}px;top:{r0 * scale}px;width:{(c1 - c0) * scale}px;'
+        f'height:{(r1 - r0) * scale}px"></span>'
         for i, b in enumerate(boxes) if b for (r0, r1), (c0, c1) in [b])
     return f'<span class="boxes" style="width:{width}px;height:{height}px">{img}{marks}</span>'
 
@@ -220,8 +221,8 @@ def unit_page(site: dict, u: dict) -> str:
     oips = (f'<section id="oips"><h2>OIPs</h2>'
             f'{_strip(f"img/{name}-oips.png", starts, 28, 3, f"{starts} OIPs of {name}")}'
             f'<table class="nums"><tr><th>start</th>' + "".join(f"<td>{s}</td>" for s in range(starts))
-            + f"</tr><tr><th>{objective}</th>{oip_rows}</tr>{peak_rows}</table><p>&#9733; the unit's OIP (largest {objective}), shown on "
-            f"the layer page. Largest {objective} on a test image: <b>{o['data_max']:.4g}</b>; the "
+            + f"</tr><tr><th>{objective}</th>{oip_rows}</tr>{peak_rows}</table><p>&#9733; the "
+            f"unit's OIP (largest {objective}), shown on the layer page. Largest {objective} on a test image: <b>{o['data_max']:.4g}</b>; the "
             f"OIP {'beats' if o['beats_data_max'] else 'does <b>not</b> beat'} it.{agreement}</p></section>")
     if u["dead"]:
         images = ('<section id="top"><h2>Top test images</h2><p>Dead: zero on every test image, '
@@ -232,8 +233,8 @@ def unit_page(site: dict, u: dict) -> str:
             field = boxes[0][0][1] - boxes[0][0][0]
             enlarged = _strip(f"img/{name}-crops.png", 9, field, max(1, round(54 / field)),
                               "receptive-field crops")
-            crops = (f"<figure>{enlarged}<figcaption>The receptive field ({field}&times;{field} px) around each "
-                     "peak, enlarged.</figcaption></figure>")
+            crops = (f"<figure>{enlarged}<figcaption>The receptive field ({field}&times;{field} "
+                     "px) around each peak, enlarged.</figcaption></figure>")
         images = (
             f'<section id="top"><h2>Top test images</h2><div class="row"><figure>'
             f'{_strip(f"img/{name}-top.png", 9, 28, 3, f"top test images of {name}", boxes)}<figcaption>'
