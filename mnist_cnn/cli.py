@@ -239,7 +239,7 @@ def add_explore(sub):
     p = sub.add_parser("explore", help="a static site with one page per unit (make explore)")
     p.add_argument("--out", default="reports/explorer", metavar="DIR",
                    help="site folder, replaced whole when the build is done (default reports/explorer)")
-    p.add_argument("--steps", type=positive_int, default=100, help="OIP gradient steps (default 100)")
+    p.add_argument("--steps", type=positive_int, default=80, help="OIP gradient steps (default 80)")
     p.add_argument("--starts", type=positive_int, default=5, help="OIPs per unit (default 5)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the OIP start images (default 0)")
     p.add_argument("--limit", type=positive_int, default=None, metavar="N",

@@ -100,7 +100,7 @@ def oip_check(oips, stats) -> dict:
     return out
 
 
-def build_site(model, model_path, test_data, out, steps: int = 100, starts: int = 5, seed: int = 0,
+def build_site(model, model_path, test_data, out, steps: int = 80, starts: int = 5, seed: int = 0,
                precision: str = "auto", data_source: str = "", log=print) -> dict:
     """Compute everything and write the site into the existing folder `out`.
 

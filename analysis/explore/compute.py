@@ -210,7 +210,8 @@ def _causal_fn(model):
         return tf.matmul(correct, onehot), tf.matmul(p_true, onehot)
 
     def columns(pooled, size):
-        """(channels, B*size*size, 9): each channel's 3x3 input patches, the k=9 side of a GEMM."""
+        """(channels, B*size*size, 9): each channel's 3x3 input patches at the first size x size
+        output positions, the k=9 side of a GEMM."""
         cols = tf.stack([pooled[:, i:i + size, j:j + size, :] for i in range(3) for j in range(3)], 3)
         return tf.transpose(tf.reshape(cols, [-1, 9, pooled.shape[-1]]), [2, 0, 1])
 
@@ -222,12 +223,13 @@ def _causal_fn(model):
         return tf.map_fn(fn, tf.range(units), fn_output_signature=tf.float32, parallel_iterations=1)
 
     def conv_1(p1, onehot):
-        pre = tf.reshape(tf.nn.conv2d(p1, w2, 1, "VALID") + b2, [-1, 64])
-        cols = columns(p1, 11)
+        # pool_2 (2x2, valid) reads only rows and columns 0-9 of conv_2's 11x11 map
+        pre = tf.reshape((tf.nn.conv2d(p1, w2, 1, "VALID") + b2)[:, :10, :10, :], [-1, 64])
+        cols = columns(p1, 10)
 
         def without(c):
-            z = tf.reshape(pre - tf.matmul(tf.gather(cols, c), tf.gather(w2k, c)), [-1, 11, 11, 64])
-            pooled = tf.nn.max_pool2d(tf.nn.relu(z), 2, 2, "VALID")
+            z = tf.reshape(pre - tf.matmul(tf.gather(cols, c), tf.gather(w2k, c)), [-1, 10, 10, 64])
+            pooled = tf.nn.relu(tf.nn.max_pool2d(z, 2, 2, "VALID"))  # relu commutes with max
             return from_conv3_pre(tf.nn.conv2d(pooled, w3, 1, "VALID") + b3)
         return sums(per_unit(without, 32), onehot)
 
