@@ -30,8 +30,10 @@ ANALYZE_ARGS = $(DATASET_ARGS) $(if $(DIGIT),--digit "$(DIGIT)") $(if $(CLASS),-
                --model "$(MODEL)" $(call opt,DATA,--data)
 OIP_ARGS     = $(DATASET_ARGS) --layer "$(LAYER)" $(call opt,STEPS,--steps) $(call opt,SEED,--seed) \
                $(call opt,MAPS,--maps) $(call opt,OUT,--out) --model "$(MODEL)" $(call opt,DATA,--data)
+EXPLORE_ARGS = $(call opt,OUT,--out) $(call opt,STEPS,--steps) $(call opt,STARTS,--starts) \
+               $(call opt,SEED,--seed) --model "$(MODEL)" $(call opt,DATA,--data)
 
-.PHONY: help venv train evaluate analyze oip experiments experiment info bench test clean
+.PHONY: help venv train evaluate analyze oip explore experiments experiment info bench test clean
 .DEFAULT_GOAL := help
 
 help:
@@ -39,6 +41,7 @@ help:
 	@echo "make evaluate [MODEL=]        make analyze DIGIT=4 [CONTRAST= SAMPLES= CMAP= MODEL=]"
 	@echo "  every command: DATASET=mnist|fashion (e.g. make analyze DATASET=fashion CLASS=shirt)"
 	@echo "make oip LAYER=conv_3 [STEPS= SEED= MAPS=0,5,17]"
+	@echo "make explore [MODEL= DATA= OUT=reports/explorer STEPS= STARTS= SEED=]"
 	@echo "make experiments              make experiment NAME=single-image|lines|reference|two-runs"
 	@echo "make info    make bench    make test    make clean"
 
@@ -82,6 +85,12 @@ oip: $(STAMP)
 	@$(PY) -m mnist_cnn oip $(OIP_ARGS) --check-only
 	@if [ "$(MODEL)" = "$(DATASET_MODEL)" ]; then $(MAKE) --no-print-directory $(DATASET_MODEL); fi
 	$(PY) -m mnist_cnn oip $(OIP_ARGS)
+
+# A static site with one page per unit; the arguments (OUT, MODEL, DATA) are checked first.
+explore: $(STAMP)
+	@$(PY) -m mnist_cnn explore $(EXPLORE_ARGS) --check-only
+	@if [ "$(MODEL)" = "$(DEFAULT_MODEL)" ]; then $(MAKE) --no-print-directory $(DEFAULT_MODEL); fi
+	$(PY) -m mnist_cnn explore $(EXPLORE_ARGS)
 
 experiments: $(STAMP)
 	$(PY) -m mnist_cnn experiment all

@@ -311,6 +311,36 @@ def run_oip(args):
     return run_oip_command(args)
 
 
+def add_explore(sub):
+    p = sub.add_parser("explore", help="a static site with one page per unit (make explore)")
+    p.add_argument("--out", default="reports/explorer", metavar="DIR",
+                   help="site folder, replaced whole when the build is done (default reports/explorer)")
+    p.add_argument("--steps", type=positive_int, default=80, help="OIP gradient steps (default 80)")
+    p.add_argument("--starts", type=positive_int, default=5, help="OIPs per unit (default 5)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the OIP start images (default 0)")
+    p.add_argument("--limit", type=positive_int, default=None, metavar="N",
+                   help="use only the first N test images (default all)")
+    p.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16"],
+                   help="arithmetic of the OIP steps (default auto)")
+    p.add_argument("--check-only", action="store_true", help="check the arguments and stop")
+    _model_option(p)
+    p.set_defaults(run=run_explore, check=check_explore)
+
+
+def check_explore(args):
+    from analysis.explore import check_args
+
+    _check_model(args, allow_missing_default=args.check_only)
+    _check_data(args)
+    check_args(args)
+
+
+def run_explore(args):
+    from analysis.explore import run_explore as run
+
+    return run(args)
+
+
 def add_experiment(sub):
     p = sub.add_parser("experiment", help="the filter-learning experiments (see README)")
     p.add_argument("name", choices=[*EXPERIMENTS, "all"], metavar="NAME",
@@ -382,7 +412,8 @@ def build_parser() -> Parser:
     parser = Parser(prog="mnist_cnn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=Parser)
-    for add in (add_train, add_evaluate, add_analyze, add_oip, add_experiment, add_info, add_bench):
+    for add in (add_train, add_evaluate, add_analyze, add_oip, add_explore, add_experiment,
+                add_info, add_bench):
         add(sub)
     return parser
 

@@ -64,3 +64,16 @@ def tiny_fashion_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_fashion_model_path(tiny_fashion_run):
     return tiny_fashion_run[0].model_path
+
+
+@pytest.fixture(scope="session")
+def explorer_site(tmp_path_factory, tiny_model_path):
+    """The explorer site of the tiny model, built once through the command line (first 1000
+    test images, 2 short OIPs per unit); shared by tests/test_explore*.py."""
+    from mnist_cnn.cli import main
+
+    out = tmp_path_factory.mktemp("explorer") / "site"
+    rc = main(["explore", "--model", str(tiny_model_path), "--out", str(out), "--limit", "1000",
+               "--steps", "10", "--starts", "2", "--precision", "float32"])
+    assert rc == 0
+    return out

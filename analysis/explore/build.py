@@ -1,0 +1,182 @@
+"""Build the explorer: compute every number (`compute`), gather them per unit, write the site
+(`render`). `build_site` writes into a folder that must exist; `run_explore` (the command, in
+`__init__`) gives it a temporary one that replaces the output folder only when complete.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from analysis.explore import compute as C
+from analysis.explore.circuit import circuit as strongest_links
+from analysis.explore import render
+from analysis.oip import OIPConfig
+from mnist_cnn.errors import UserError
+from mnist_cnn.fileio import sha256_file
+from mnist_cnn.train import to_input
+
+GENERATOR = "mnist_cnn explore"  # marks a folder as an explorer site (safe to replace)
+
+
+def _g(v, digits: int = 5):
+    """A float rounded to `digits` significant digits, for JSON."""
+    return float(f"{float(v):.{digits}g}")
+
+
+def _gl(values, digits: int = 5) -> list:
+    return [_g(v, digits) for v in np.asarray(values).ravel()]
+
+
+def _image_entries(indices, layer, unit, acts, y, geom) -> list:
+    """Test images of one unit: index, label, activation and (conv) the peak's input box."""
+    values = acts[layer][indices, unit]
+    boxes = (C.peak_boxes(geom[layer], acts[f"{layer}_pos"][indices, unit]) if layer in geom
+             else [None] * len(indices))
+    return [{"index": int(i), "label": int(y[i]), "activation": _g(v),
+             "box": [list(b[0]), list(b[1])] if b else None}
+            for i, v, b in zip(indices, values, boxes)]
+
+
+def unit_records(acts, stats, causal, circuit, oips, oip_peaks, y, geom) -> list:
+    """One JSON-ready dict per unit (network order) with every number its page shows."""
+    names = C.unit_names()
+    units = []
+    for layer in C.LAYERS:
+        s, ce, o = stats[layer], causal[layer], oips[layer]
+        links = circuit[layer]
+        for u in range(C.SIZES[layer]):
+            best = int(o["best"][u])
+            pref = int(s["preferred"][u])
+            record = {
+                "name": f"{layer}-{u}", "layer": layer, "index": u,
+                "position": len(units), "dead": bool(s["dead"][u]),
+                "preferred": pref if pref >= 0 else None,
+                "selectivity": _g(s["selectivity"][u], 4),
+                "auc_preferred": _g(s["auc"][u, pref], 4) if pref >= 0 else None,
+                "auc": _gl(s["auc"][u], 4), "max": _g(s["max"][u]),
+                "active_fraction": _g(s["active_fraction"][u], 4),
+                "class_mean": _gl(s["class_mean"][u]),
+                "class_quantiles": [_gl(q) for q in s["class_quantiles"][u]],
+                "oip": {"best": best, "activation": _gl(o["activation"][:, u]),
+                        "peak": _gl(oip_peaks[layer][:, u]), "data_max": _g(o["data_max"][u]),
+                        "beats_data_max": bool(o["activation"][best, u] > o["data_max"][u]),
+                        "start_0_beats_data_max": bool(o["activation"][0, u] > o["data_max"][u]),
+                        "agreement": None if np.isnan(o["agreement"][u]) else _g(o["agreement"][u], 4),
+                        "images": [[_gl(row, 3) for row in img] for img in o["images"][:, u]]},
+                "top": _image_entries(s["top"][u], layer, u, acts, y, geom),
+                "low": _image_entries(s["low"][u], layer, u, acts, y, geom),
+                "circuit": {},
+                "causal": {"accuracy": _gl(ce["accuracy"][u]), "probability": _gl(ce["probability"][u]),
+                           "accuracy_all": _g(ce["accuracy_all"][u]),
+                           "probability_all": _g(ce["probability_all"][u])},
+            }
+            for key, other in (("inputs", C.BELOW.get(layer)), ("outputs", C.ABOVE.get(layer))):
+                if key in links:
+                    record["circuit"][key] = [
+                        {"unit": f"{other}-{int(i)}", "strength": _g(w, 4)}
+                        for i, w in zip(links[key][u], links[key.rstrip("s") + "_strength"][u])]
+            if layer == "conv_1":
+                record["circuit"]["kernel"] = [_gl(row, 4) for row in circuit["conv_1_kernels"][u]]
+            units.append(record)
+    for i, record in enumerate(units):
+        record["previous"] = names[i - 1] if i else None
+        record["next"] = names[i + 1] if i + 1 < len(names) else None
+    return units
+
+
+def oip_check(oips, stats) -> dict:
+    """Per layer: how many live units' OIPs beat the largest activation on a test image."""
+    out = {}
+    for layer, o in oips.items():
+        live = ~stats[layer]["dead"]
+        best = o["activation"][o["best"], np.arange(len(live))]
+        ratio = best[live] / np.where(o["data_max"][live] > 0, o["data_max"][live], np.nan)
+        out[layer] = {"live": int(live.sum()), "dead": int((~live).sum()),
+                      "best_beats": int(((best > o["data_max"]) & live).sum()),
+                      "start_0_beats": int(((o["activation"][0] > o["data_max"]) & live).sum()),
+                      "median_ratio": None if np.all(np.isnan(ratio)) else _g(np.nanmedian(ratio), 4)}
+    return out
+
+
+def build_site(model, model_path, test_data, out, steps: int = 80, starts: int = 5, seed: int = 0,
+               precision: str = "auto", data_source: str = "", log=print) -> dict:
+    """Compute everything and write the site into the existing folder `out`.
+
+    Parameters
+    ----------
+    model : keras.Model (float32, `load_trained`)
+    model_path : its file (named and hashed on the index)
+    test_data : (x uint8 (N, 28, 28), y (N,)): every digit must occur
+    steps, starts, seed, precision : OIP settings (`analysis.oip.OIPConfig`; `starts` OIPs per
+        unit, start s drawn with seed + s)
+    log : callable for progress lines (None: quiet)
+
+    Returns
+    -------
+    dict, the site summary (also written to out/site.json)
+    """
+    started = time.perf_counter()
+    seconds, cpu = {}, {}
+    say = log or (lambda *_: None)
+    cpu_mark = [time.process_time()]
+
+    def lap(key, t):
+        seconds[key] = round(time.perf_counter() - t, 2)
+        cpu[key] = round(time.process_time() - cpu_mark[0], 2)  # both cores: can exceed wall time
+        cpu_mark[0] = time.process_time()
+        say(f"[explore] {key}: {seconds[key]:.1f} s ({cpu[key]:.1f} s CPU)")
+        return time.perf_counter()
+
+    x_test, y_test = test_data
+    x, y = to_input(np.asarray(x_test)), np.asarray(y_test).astype(int)
+    if len(set(y.tolist())) < 10:
+        raise UserError("the test data must hold images of every digit 0-9; check --data/--limit")
+    t = time.perf_counter()
+    acts = C.scan(model, x)
+    stats = {layer: C.unit_statistics(acts[layer], y, relu=layer != "output") for layer in C.LAYERS}
+    t = lap("activations and statistics", t)
+    causal = C.causal_effects(model, x, y)
+    t = lap("causal effects", t)
+    circuit = strongest_links(C.weights_of(model), stats["dense_1"]["class_mean"])
+    config = OIPConfig(steps=steps, precision=precision)
+    oips = {}
+    for layer in C.LAYERS:
+        oips[layer] = C.layer_oips(model, layer, C.objective_maximum(acts, layer), starts,
+                                   config, seed)
+        t = lap(f"OIPs {layer} ({C.SIZES[layer]} x {starts})", t)
+    peaks = C.scan(model, np.concatenate([o["images"].reshape(-1, 28, 28, 1) for o in oips.values()]))
+    oip_peaks, begin = {}, 0
+    for layer in C.LAYERS:
+        n = starts * C.SIZES[layer]
+        block = peaks[layer][begin:begin + n].reshape(starts, C.SIZES[layer], C.SIZES[layer])
+        oip_peaks[layer] = np.diagonal(block, axis1=1, axis2=2)  # OIP (s, u) seen by unit u
+        begin += n
+    geom = C.geometry(model)
+    units = unit_records(acts, stats, causal, circuit, oips, oip_peaks, y, geom)
+    check = oip_check(oips, stats)
+    logits = acts["output"]
+    site = {
+        "generator": GENERATOR,
+        "model": {"file": str(model_path), "sha256": sha256_file(model_path)},
+        "data": data_source, "test_images": int(len(y)),
+        "test_accuracy": _g((logits.argmax(axis=1) == y).mean(), 6),
+        "per_class_accuracy": _gl(causal["base_accuracy"], 6),
+        "oip_settings": {"steps": steps, "starts": starts, "seed": seed, "lr": config.lr,
+                         "jitter": config.jitter, "precision": oips["conv_1"]["precision"]},
+        "oip_check": check,
+        "layers": {layer: {"units": C.SIZES[layer],
+                           "shape": list(model.get_layer(layer).output.shape[1:]),
+                           "receptive_field": geom[layer][0] if layer in geom else 28,
+                           "dead": int(stats[layer]["dead"].sum()),
+                           "mean_selectivity": _g(stats[layer]["selectivity"].mean(), 4)}
+                   for layer in C.LAYERS},
+        "seconds": seconds, "cpu_seconds": cpu,
+    }
+    render.write_site(out, site, units, {layer: o["images"] for layer, o in oips.items()}, x[..., 0])
+    lap("pages and pictures", t)  # from the end of the OIPs: per-unit numbers included
+    site["seconds"]["total"] = round(time.perf_counter() - started, 2)
+    site["cpu_seconds"]["total"] = round(sum(cpu.values()), 2)
+    render.write_summary(out, site)
+    return site

@@ -1,0 +1,334 @@
+"""Write the explorer site: index, one page per layer, one per unit, their JSON and pictures.
+
+All links are relative and every file is local (one stylesheet, one script), so the folder
+works opened from disk, copied, or served by any static server, with no network access.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+
+from analysis.explore import images as im
+from analysis.explore.compute import LAYERS, SIZES
+
+ASSETS = Path(__file__).with_name("assets")
+KIND = {"conv_1": "Conv2D 3x3, ReLU", "conv_2": "Conv2D 3x3, ReLU (after 2x2 max-pool)",
+        "conv_3": "Conv2D 3x3, ReLU (after 2x2 max-pool)", "dense_1": "Dense, ReLU",
+        "output": "Dense, softmax (logits shown)"}
+MEASURE = {"conv": "its peak: the largest value of the map over its positions",
+           "dense_1": "its value", "output": "its logit (the input of the softmax)"}
+SI_FORMULA = ("SI = (&mu;<sub>pref</sub> &minus; &mu;<sub>rest</sub>) / (&mu;<sub>pref</sub> + "
+              "&mu;<sub>rest</sub> &minus; 2&middot;floor)")
+e = html.escape
+
+
+def _measure(layer):
+    return MEASURE["conv" if layer.startswith("conv") else layer]
+
+
+def _pct(v, digits=2):
+    return "&ndash;" if v is None else f"{100 * v:+.{digits}f}"
+
+
+def _page(title: str, body: str, layer: str | None = None) -> str:
+    nav = " ".join(f'<a href="{name}.html"{" class=here" if name == layer else ""}>{name}</a>'
+                   for name in LAYERS)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<link rel="stylesheet" href="site.css"></head><body>'
+            f'<header><a class="home" href="index.html">mnist_cnn explorer</a> <nav>{nav}</nav>'
+            '<form class="jump" autocomplete="off"><input name="unit" placeholder="unit, e.g. conv_3-48"'
+            ' aria-label="jump to a unit" list="unit-names"><button>Go</button>'
+            '<span class="jump-msg" role="status"></span></form></header>'
+            f'<main>{body}</main><script src="site.js"></script></body></html>\n')
+
+
+def _strip(src: str, count: int, size: int, scale: int, alt: str, boxes=None) -> str:
+    """A strip of `count` square images of `size` px (1 px apart), shown `scale` times larger,
+    with receptive-field boxes ((r0, r1), (c0, c1)) drawn over image i where boxes[i] is set."""
+    width, height = (count * (size + 1) - 1) * scale, size * scale
+    img = (f'<img class="px" src="{src}" width="{width}" height="{height}" alt="{e(alt)}">')
+    if not boxes:
+        return img
+    marks = "".join(
+        f'<span class="box{" thin" if (c1 - c0) * scale < 24 else ""}" style="left:'
+        f'{(i * (size + 1) + c0) * scale}px;top:{r0 * scale}px;width:{(c1 - c0) * scale}px;'
+        f'height:{(r1 - r0) * scale}px"></span>'
+        for i, b in enumerate(boxes) if b for (r0, r1), (c0, c1) in [b])
+    return f'<span class="boxes" style="width:{width}px;height:{height}px">{img}{marks}</span>'
+
+
+def _thumb(name: str, size: int = 28) -> str:
+    return f'<img class="px" src="img/{name}.png" width="{size}" height="{size}" alt="OIP of {name}">'
+
+
+RARE = 0.01  # active on fewer test images than this: its selectivity rests on a handful
+
+
+def _badge(u: dict) -> str:
+    if u["dead"]:
+        return '<span class="badge dead">dead</span>'
+    rare = (u["layer"] != "output" and u["active_fraction"] < RARE)
+    return ('<span class="badge alive">alive</span>' + (
+        f' <span class="badge rare" title="active on {100 * u["active_fraction"]:.2f}% of test '
+        'images">rare</span>' if rare else ""))
+
+
+# ---------------------------------------------------------------------------------------------
+
+def index_page(site: dict) -> str:
+    check = site["oip_check"]
+    rows = []
+    for layer in LAYERS:
+        info = site["layers"][layer]
+        c = check[layer]
+        width = 2 * im_width(layer)
+        rows.append(
+            f'<section class="layer"><h2><a href="{layer}.html">{layer}</a></h2>'
+            f'<p>{e(KIND[layer])} &middot; output {"&times;".join(map(str, info["shape"]))} &middot; '
+            f'<b>{info["units"]} units</b> &middot; receptive field {info["receptive_field"]}&times;'
+            f'{info["receptive_field"]} px &middot; {info["dead"]} dead &middot; mean selectivity '
+            f'{info["mean_selectivity"]:.2f} &middot; OIP above the test maximum for '
+            f'{c["best_beats"]}/{c["live"]} live units</p>'
+            f'<a href="{layer}.html"><img class="px mosaic" src="img/{layer}.png" width="{width}" '
+            f'alt="OIPs of all {info["units"]} units of {layer}"></a></section>')
+    s = site["oip_settings"]
+    total = sum(SIZES.values())
+    body = (
+        f"<h1>What every unit of the CNN reacts to</h1>"
+        f'<table class="key"><tr><th>model</th><td><code>{e(site["model"]["file"])}</code></td></tr>'
+        f'<tr><th>SHA-256</th><td><code>{site["model"]["sha256"]}</code></td></tr>'
+        f'<tr><th>test accuracy</th><td>{100 * site["test_accuracy"]:.2f}% on {site["test_images"]:,} '
+        f'test images{(" (" + e(site["data"]) + ")") if site["data"] else ""}</td></tr>'
+        f'<tr><th>units</th><td>{total}: ' + ", ".join(f"{k} {v}" for k, v in SIZES.items()) + "</td></tr>"
+        f'<tr><th>OIPs</th><td>{s["starts"]} per unit, {s["steps"]} steps from multi-scale noise '
+        f'(seed {s["seed"]}, {s["precision"]})</td></tr>'
+        f'<tr><th>built in</th><td>{site["seconds"].get("total", 0):.0f} s</td></tr></table>'
+        "<p>The network as a column of layers, input at the top. Each picture shows the OIPs "
+        "(gradient-ascent input patterns) of all units of a layer; click a layer for its units, "
+        "or type a unit's name in the box above (e.g. <code>conv_3-48</code>).</p>"
+        '<div class="column"><div class="input">input 28&times;28</div>'
+        + '<div class="arrow">&darr;</div>'.join(rows) +
+        "</div>" + _reading_guide() +
+        '<p class="small">All numbers: <a href="site.json">site.json</a> and one '
+        "<code>&lt;unit&gt;.json</code> beside every unit page.</p>")
+    return _page("mnist_cnn explorer", body)
+
+
+def _reading_guide() -> str:
+    return (
+        "<h2 id=\"how\">How to read the numbers</h2><ul>"
+        "<li><b>Activation</b> of a unit on an image: for a conv map its peak, the largest value "
+        "over its positions (the box on a test image marks that position's receptive field); "
+        "for dense_1 its value; for an output unit its logit.</li>"
+        f"<li><b>Selectivity</b>: {SI_FORMULA}, with &mu;<sub>pref</sub> the mean activation on "
+        "the preferred class (the class with the largest mean), &mu;<sub>rest</sub> the mean of the "
+        "other nine class means, floor 0 after a ReLU (for logits the smallest on the test set). 0: "
+        "the unit responds to all digits alike; 1: only to its preferred digit. A unit that fires "
+        "on a handful of images of one digit also gets 1 (badge <i>rare</i>): read SI with the "
+        "AUC, which is then close to 0.5.</li>"
+        "<li><b>AUC</b> (one vs rest): the probability that a random test image of the preferred "
+        "class activates the unit more than a random image of another class. 0.5 is chance.</li>"
+        "<li><b>Causal effect</b>: the change in test accuracy (percentage points) and in the "
+        "mean probability given to the true class when this unit alone is set to zero "
+        "everywhere and the rest of the network is run. Negative: the network needs the unit. "
+        "Single units rarely matter much; a unit with a high selectivity but no effect is "
+        "redundant, not unimportant to what the layer represents.</li>"
+        "<li><b>OIP</b>: an input found by gradient ascent that makes the unit's mean activation "
+        "(map mean for conv maps) large. It is shown from several start images; the mean "
+        "pairwise correlation says whether they agree.</li></ul>")
+
+
+def im_width(layer: str) -> int:
+    cols = min(SIZES[layer], 16)
+    return cols * 30 - 2
+
+
+def layer_page(site: dict, layer: str, units: list) -> str:
+    tiles = []
+    for u in units:
+        c = u["causal"]
+        pref = "&ndash;" if u["preferred"] is None else u["preferred"]
+        tiles.append(
+            f'<a class="tile{" is-dead" if u["dead"] else ""}" href="{u["name"]}.html" '
+            f'data-index="{u["index"]}" data-sel="{u["selectivity"]}" data-max="{u["max"]}" '
+            f'data-acc="{c["accuracy_all"]}" data-p="{c["probability_all"]}">'
+            f'{_thumb(u["name"], 56)}<span class="name">{u["name"]}</span> {_badge(u)}'
+            f'<span>class {pref} &middot; SI {u["selectivity"]:.2f}</span>'
+            f'<span>max {u["max"]:.3g} &middot; &Delta;acc {_pct(c["accuracy_all"])}</span></a>')
+    i = LAYERS.index(layer)
+    info = site["layers"][layer]
+    prev_next = " ".join(f'<a href="{LAYERS[j]}.html">{label} {LAYERS[j]}</a>'
+                         for j, label in ((i - 1, "&larr;"), (i + 1, "&rarr;")) if 0 <= j < len(LAYERS))
+    body = (
+        f'<nav class="unitnav"><a href="index.html">index</a> {prev_next}</nav>'
+        f"<h1>{layer}: {info['units']} units</h1>"
+        f"<p>{e(KIND[layer])}; output {'&times;'.join(map(str, info['shape']))}. Activation of a "
+        f"unit on an image: {_measure(layer)}. Each tile: the unit's OIP, whether it is dead "
+        "(zero on every test image) or rare (active on under 1% of them: its SI rests on a few "
+        "images), its preferred class, selectivity index (SI), its largest "
+        "activation on the test set and the change in test accuracy (percentage points) when "
+        'it alone is zeroed. <a href="index.html#how">How to read them</a>.</p>'
+        '<p class="sort">Sort by: <button data-sort="index" class="on">unit</button>'
+        '<button data-sort="sel">selectivity</button><button data-sort="max">largest test '
+        'activation</button><button data-sort="effect">causal effect</button></p>'
+        f'<div id="tiles" class="tiles">{"".join(tiles)}</div>')
+    return _page(f"{layer} - mnist_cnn explorer", body, layer)
+
+
+def _captions(entries) -> str:
+    return " ".join(f'<span title="test image #{t["index"]}, label {t["label"]}">#{t["index"]} '
+                    f'<b>{t["label"]}</b> {t["activation"]:.3g}</span>' for t in entries)
+
+
+def _link_list(links, key) -> str:
+    items = "".join(f'<li><a href="{k["unit"]}.html">{_thumb(k["unit"], 28)} {k["unit"]}</a> '
+                    f'{key} {k["strength"]:+.3g}</li>' for k in links)
+    return f'<ul class="links">{items}</ul>'
+
+
+def unit_page(site: dict, u: dict) -> str:
+    name, layer, o, c = u["name"], u["layer"], u["oip"], u["causal"]
+    nav = (f'<nav class="unitnav">'
+           + (f'<a rel="prev" href="{u["previous"]}.html">&larr; {u["previous"]}</a> '
+              if u["previous"] else "")
+           + f'<a href="{layer}.html">{layer}</a> '
+           + (f'<a rel="next" href="{u["next"]}.html">{u["next"]} &rarr;</a>' if u["next"] else "")
+           + "</nav>")
+    pref = u["preferred"]
+    key = (f'<p class="keyline">preferred class <b>{"&ndash;" if pref is None else pref}</b> &middot; '
+           f'selectivity <b>{u["selectivity"]:.3f}</b> &middot; AUC '
+           f'<b>{"&ndash;" if u["auc_preferred"] is None else format(u["auc_preferred"], ".3f")}</b> '
+           f'&middot; largest test activation <b>{u["max"]:.4g}</b> &middot; '
+           + ("" if layer == "output" else
+              f'active on {100 * u["active_fraction"]:.1f}% of test images &middot; ')
+           + f'zeroed: accuracy <b>{_pct(c["accuracy_all"])}</b> pp</p>')
+    starts = len(o["activation"])
+    oip_rows = "".join(f'<td>{"&#9733; " if s == o["best"] else ""}{o["activation"][s]:.4g}</td>'
+                       for s in range(starts))
+    peak_rows = ("<tr><th>peak (as below)</th>" + "".join(f"<td>{o['peak'][s]:.4g}</td>"
+                                                        for s in range(starts)) + "</tr>"
+                 if layer.startswith("conv") else "")
+    objective = "map mean" if layer.startswith("conv") else ("logit" if layer == "output" else "value")
+    agreement = ("" if o["agreement"] is None else
+                 f" The {starts} OIPs agree with mean pairwise correlation <b>r = "
+                 f"{o['agreement']:.2f}</b> (1: identical; near 0: different patterns, or the same "
+                 "pattern shifted).")
+    oips = (f'<section id="oips"><h2>OIPs</h2>'
+            f'{_strip(f"img/{name}-oips.png", starts, 28, 3, f"{starts} OIPs of {name}")}'
+            f'<table class="nums"><tr><th>start</th>' + "".join(f"<td>{s}</td>" for s in range(starts))
+            + f"</tr><tr><th>{objective}</th>{oip_rows}</tr>{peak_rows}</table><p>&#9733; the "
+            f"unit's OIP (largest {objective}), shown on the layer page. Largest {objective} on a test image: <b>{o['data_max']:.4g}</b>; the "
+            f"OIP {'beats' if o['beats_data_max'] else 'does <b>not</b> beat'} it.{agreement}</p></section>")
+    if u["dead"]:
+        images = ('<section id="top"><h2>Top test images</h2><p>Dead: zero on every test image, '
+                  "so no image excites it.</p></section>")
+    else:
+        crops, boxes = "", [t["box"] for t in u["top"]]
+        if boxes[0]:
+            field = boxes[0][0][1] - boxes[0][0][0]
+            enlarged = _strip(f"img/{name}-crops.png", 9, field, max(1, round(54 / field)),
+                              "receptive-field crops")
+            crops = (f"<figure>{enlarged}<figcaption>The receptive field ({field}&times;{field} "
+                     "px) around each peak, enlarged.</figcaption></figure>")
+        images = (
+            f'<section id="top"><h2>Top test images</h2><div class="row"><figure>'
+            f'{_strip(f"img/{name}-top.png", 9, 28, 3, f"top test images of {name}", boxes)}<figcaption>'
+            f"The 9 test images that excite {name} most (test index, <b>label</b>, activation)"
+            f"{'; box: receptive field of the peak' if layer.startswith('conv') else ''}.<br>"
+            f'{_captions(u["top"])}</figcaption></figure>{crops}</div><figure>'
+            f'{_strip(f"img/{name}-low.png", 9, 28, 3, f"least exciting images of class {pref}")}'
+            f"<figcaption>The 9 images of its preferred class {pref} that excite it least.<br>"
+            f'{_captions(u["low"])}</figcaption></figure></section>')
+    auc_row = "".join(f"<td>{a:.3f}</td>" for a in u["auc"])
+    classes = (
+        f'<section id="classes"><h2>Activation by class</h2>'
+        f'{im.box_plot(u["class_quantiles"], u["class_mean"], -1 if pref is None else pref)}'
+        "<p class=small>Per digit over the test set: whiskers 5&ndash;95%, box 25&ndash;75%, "
+        "line median, dot mean; orange: preferred class.</p>"
+        '<table class="nums"><tr><th>class</th>' + "".join(f"<td>{k}</td>" for k in range(10))
+        + f"</tr><tr><th>AUC one vs rest</th>{auc_row}</tr></table>"
+        f"<p>Selectivity index {SI_FORMULA} = <b>{u['selectivity']:.3f}</b> (floor: 0 after a "
+        "ReLU; for logits the smallest on the test set).</p></section>")
+    circ = u["circuit"]
+    parts = []
+    if "kernel" in circ:
+        parts.append(f"<div><h3>Kernel (3&times;3 on the image)</h3>{im.kernel(circ['kernel'])}</div>")
+    if "inputs" in circ:
+        measure = ("mean drive on images of its digit (activation &times; weight)" if layer == "output"
+                   else "weight norm")
+        parts.append(f"<div><h3>Strongest inputs ({measure})</h3>{_link_list(circ['inputs'], '')}</div>")
+    if "outputs" in circ:
+        measure = "weight" if layer == "dense_1" else "weight norm"
+        parts.append(f"<div><h3>Feeds most ({measure})</h3>{_link_list(circ['outputs'], '')}</div>")
+    circuit = f'<section id="circuit"><h2>Circuit</h2><div class="row">{"".join(parts)}</div></section>'
+    acc = [100 * v for v in c["accuracy"]]
+    prob = [100 * v for v in c["probability"]]
+    causal = (
+        f'<section id="causal"><h2>Causal effect</h2><p>{name} alone set to zero, the rest of the '
+        f"network run: test accuracy changes by <b>{_pct(c['accuracy_all'])}</b> percentage points, "
+        f"the mean true-class probability by <b>{_pct(c['probability_all'], 3)}</b> points.</p>"
+        f'<div class="row">{im.bars(acc, "change in accuracy per class (pp)")}'
+        f'{im.bars(prob, "change in mean true-class probability (pp)")}</div>'
+        '<table class="nums"><tr><th>class</th>' + "".join(f"<td>{k}</td>" for k in range(10))
+        + "</tr><tr><th>&Delta; accuracy (pp)</th>" + "".join(f"<td>{v:+.2f}</td>" for v in acc)
+        + "</tr><tr><th>&Delta; probability (pp)</th>" + "".join(f"<td>{v:+.3f}</td>" for v in prob)
+        + "</tr></table></section>")
+    body = (f"{nav}<h1>{name} {_badge(u)}</h1>{key}"
+            f"<p class=small>{e(KIND[layer])}; activation = {_measure(layer)}.</p>"
+            f"{oips}{images}{classes}{circuit}{causal}"
+            f'<p class="small">Every number on this page: <a href="{name}.json">{name}.json</a>.</p>')
+    return _page(f"{name} - mnist_cnn explorer", body, layer)
+
+
+# ---------------------------------------------------------------------------------------------
+
+def unit_pictures(out: Path, u: dict, oip_images: np.ndarray, x: np.ndarray) -> None:
+    """The PNGs of one unit: its OIP, all its OIPs, top images, their crops, least exciting."""
+    name, best = u["name"], u["oip"]["best"]
+    im.save_png(im.gray(oip_images[best]), out / "img" / f"{name}.png")
+    im.save_png(im.strip(oip_images), out / "img" / f"{name}-oips.png")
+    if u["dead"]:
+        return
+    top = [x[t["index"]] for t in u["top"]]
+    im.save_png(im.strip(top), out / "img" / f"{name}-top.png")
+    if u["top"][0]["box"]:
+        im.save_png(im.strip(im.crops(top, [t["box"] for t in u["top"]])), out / "img" / f"{name}-crops.png")
+    im.save_png(im.strip([x[t["index"]] for t in u["low"]]), out / "img" / f"{name}-low.png")
+
+
+def write_site(out, site: dict, units: list, oip_images: dict, x: np.ndarray) -> None:
+    """Write every page, picture and JSON file into the existing folder `out`.
+
+    oip_images : {layer: (starts, C, 28, 28)}; x : test images (N, 28, 28) in [0, 1].
+    """
+    out = Path(out)
+    (out / "img").mkdir(exist_ok=True)
+    for asset in ("site.css", "site.js"):
+        text = (ASSETS / asset).read_text()
+        if asset == "site.js":
+            text = text.replace("/*UNITS*/", json.dumps([u["name"] for u in units]))
+        (out / asset).write_text(text)
+    for layer in LAYERS:
+        mine = [u for u in units if u["layer"] == layer]
+        (out / f"{layer}.html").write_text(layer_page(site, layer, mine))
+        best = oip_images[layer][[u["oip"]["best"] for u in mine], np.arange(len(mine))]
+        im.save_png(im.grid(best, cols=min(len(mine), 16), gap=2), out / "img" / f"{layer}.png")
+    for u in units:
+        (out / f"{u['name']}.html").write_text(unit_page(site, u))
+        (out / f"{u['name']}.json").write_text(json.dumps(u, separators=(",", ":")))
+        unit_pictures(out, u, oip_images[u["layer"]][:, u["index"]], x)
+
+
+def write_summary(out, site: dict) -> None:
+    """index.html and site.json (the model, the settings, the OIP check, per-layer numbers,
+    timings), written last so that they can report the whole build."""
+    (Path(out) / "index.html").write_text(index_page(site))
+    files = [p for p in Path(out).rglob("*") if p.is_file()]
+    site["files"] = len(files) + 1
+    site["bytes"] = sum(p.stat().st_size for p in files)
+    (Path(out) / "site.json").write_text(json.dumps(site, indent=1) + "\n")

@@ -1,0 +1,242 @@
+"""The unit explorer (`make explore`): the site's files and links, its numbers against
+independent computations (model cuts, the digit report's AUC, zeroing through the head model),
+the OIP check, and bad input (one line, exit status 2, no TensorFlow, old site untouched).
+
+The site is built once per session on the tiny model (`explorer_site` in conftest.py).
+"""
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+LIMIT = 1000  # test images the session's site was built on
+FIELD = {"conv_1": (3, 1), "conv_2": (8, 2), "conv_3": (18, 4)}  # receptive field, stride
+
+
+@pytest.fixture(scope="module")
+def x_test(mnist):
+    return (mnist[1][0][:LIMIT].astype(np.float32) / 255.0)[..., None], mnist[1][1][:LIMIT]
+
+
+def unit(site, name):
+    return json.loads((site / f"{name}.json").read_text())
+
+
+def test_every_unit_has_a_page_and_numbers(explorer_site):
+    from analysis.explore.compute import unit_names
+
+    names = unit_names()
+    assert len(names) == 304 and names[0] == "conv_1-0" and names[-1] == "output-9"
+    site = json.loads((explorer_site / "site.json").read_text())
+    assert site["generator"] == "mnist_cnn explore" and site["test_images"] == LIMIT
+    assert sum(v["units"] for v in site["layers"].values()) == 304
+    for name in names:
+        assert (explorer_site / f"{name}.html").is_file() and (explorer_site / f"{name}.json").is_file()
+    u = unit(explorer_site, "conv_3-5")
+    assert u["previous"] == "conv_3-4" and u["next"] == "conv_3-6"
+    assert len(u["top"]) == 9 and len(u["oip"]["activation"]) == 2 and len(u["auc"]) == 10
+    assert np.asarray(u["oip"]["images"]).shape == (2, 28, 28)
+    files = [p for p in explorer_site.rglob("*") if p.is_file()]
+    assert site["files"] == len(files) and site["bytes"] <= sum(p.stat().st_size for p in files)
+    assert sum(p.stat().st_size for p in files) < 50e6
+
+
+def test_links_are_local_and_resolve(explorer_site):
+    pages = sorted(explorer_site.glob("*.html"))
+    assert len(pages) == 1 + 5 + 304
+    for page in pages:
+        text = page.read_text()
+        links = re.findall(r'(?:href|src)="([^"]*)"', text)
+        assert links, page
+        for link in links:
+            assert not re.match(r"[a-z]+:|//", link), f"{page.name}: non-local link {link}"
+            assert (explorer_site / link.split("#")[0]).is_file(), f"{page.name}: broken link {link}"
+        assert "http" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "http" not in (explorer_site / "site.js").read_text() + (explorer_site / "site.css").read_text()
+
+
+@pytest.fixture(scope="module")
+def cut_values(tiny_model, x_test):
+    """Every unit's activation from a plain model cut, without the explorer's code:
+    {layer: (maps or values (N, ...))}, the output layer as logits."""
+    from mnist_cnn.model import sub_model
+
+    layers = ["conv_1", "conv_2", "conv_3", "dense_1"]
+    out = dict(zip(layers, (np.asarray(a) for a in sub_model(tiny_model, layers)([x_test[0]]))))
+    kernel, bias = tiny_model.get_layer("output").get_weights()
+    out["output"] = out["dense_1"] @ kernel + bias
+    return out
+
+
+@pytest.mark.parametrize("name", ["conv_1-3", "conv_2-10", "conv_3-48", "dense_1-5", "output-7"])
+def test_top_images_match_a_model_cut(explorer_site, cut_values, name):
+    layer, index = name.rsplit("-", 1)
+    out = cut_values[layer][..., int(index)]
+    values = out.reshape(len(out), -1).max(axis=1) if out.ndim == 3 else out
+    top = np.argsort(-values, kind="stable")[:9]
+    u = unit(explorer_site, name)
+    site_top = [t["index"] for t in u["top"]]
+    # the same images up to exact ties: the values at the site's indices are the 9 largest
+    np.testing.assert_allclose(np.sort(values[site_top]), np.sort(values[top]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose([t["activation"] for t in u["top"]], values[site_top], rtol=1e-4,
+                               atol=1e-5)
+    assert sum(a == b for a, b in zip(site_top, top)) >= 7
+    if layer in FIELD:
+        field, stride = FIELD[layer]
+        for t in u["top"]:
+            row, col = divmod(int(np.argmax(out[t["index"]])), out.shape[2])
+            assert t["box"] == [[row * stride, row * stride + field], [col * stride, col * stride + field]]
+
+
+def test_statistics_against_the_digit_report_and_a_hand_case():
+    from analysis.compare import effect_sizes
+    from analysis.explore.compute import selectivity, unit_statistics
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(10), 30)
+    act = np.maximum(rng.normal(size=(300, 4)) + (y[:, None] == 3) * np.array([2.0, 0, 0, 0]), 0)
+    act[:, 2] = 0  # a dead unit
+    act[:, 3] = np.round(act[:, 3], 1)  # ties
+    s = unit_statistics(act, y)
+    for k in (3, 7):
+        np.testing.assert_allclose(s["auc"][:, k], effect_sizes(act[y == k], act[y != k])["auc"])
+    assert s["preferred"][0] == 3 and s["preferred"][2] == -1
+    assert s["dead"].tolist() == [False, False, True, False]
+    assert s["selectivity"][2] == 0 and s["selectivity"][0] > s["selectivity"][1]
+    assert all(act[s["top"][0], 0] >= np.sort(act[:, 0])[-9])
+    assert set(y[s["low"][0]]) == {3}
+    pref, si = selectivity(np.array([[3.0, 1, 1, 1, 1, 1, 1, 1, 1, 1]]), 0.0)
+    assert pref[0] == 0 and si[0] == pytest.approx(0.5)  # (3 - 1) / (3 + 1)
+    _, si = selectivity(np.array([[2.0, -1, -1, -1, -1, -1, -1, -1, -1, -1]]), -1.0)
+    assert si[0] == pytest.approx(1.0)  # only the preferred class rises above the floor
+
+
+def test_circuit_links_are_the_strongest_weights():
+    from analysis.explore.circuit import circuit
+
+    rng = np.random.default_rng(1)
+    shapes = {"conv_1": (3, 3, 1, 32), "conv_2": (3, 3, 32, 64), "conv_3": (3, 3, 64, 128),
+              "dense_1": (1152, 70), "output": (70, 10)}
+    weights = {k: (rng.normal(size=s).astype(np.float32), np.zeros(s[-1], np.float32))
+               for k, s in shapes.items()}
+    mean = rng.uniform(0, 1, size=(70, 10))
+    c = circuit(weights, mean)
+    norms = np.linalg.norm(weights["conv_3"][0][:, :, :, 48].reshape(9, 64), axis=0)
+    assert list(c["conv_3"]["inputs"][48]) == list(np.argsort(-norms)[:5])
+    np.testing.assert_allclose(c["conv_3"]["input_strength"][48], np.sort(norms)[::-1][:5], rtol=1e-6)
+    to_dense = np.linalg.norm(weights["dense_1"][0].reshape(9, 128, 70)[:, 7, :], axis=0)
+    assert list(c["conv_3"]["outputs"][7]) == list(np.argsort(-to_dense)[:5])
+    drive = mean[:, 4] * weights["output"][0][:, 4]
+    assert list(c["output"]["inputs"][4]) == list(np.argsort(-drive)[:5])
+    assert list(c["dense_1"]["outputs"][3]) == list(np.argsort(-np.abs(weights["output"][0][3]))[:5])
+    np.testing.assert_array_equal(c["conv_1_kernels"][5], weights["conv_1"][0][:, :, 0, 5])
+    assert "inputs" not in c["conv_1"] and "outputs" not in c["output"]
+
+
+def test_causal_effect_equals_zeroing_and_running_the_head(tiny_model, x_test):
+    from analysis.explore.compute import causal_effects
+    from analysis.feature_maps import head_model, zero_maps
+    from mnist_cnn.model import sub_model
+
+    x, y = x_test[0][:300], x_test[1][:300]
+    effects = causal_effects(tiny_model, x, y, batch=128)
+    base = np.asarray(tiny_model(x))
+    true_p = base[np.arange(len(y)), y]
+    for layer, index in (("conv_1", 4), ("conv_2", 17), ("conv_3", 48), ("dense_1", 9)):
+        maps = np.asarray(sub_model(tiny_model, [layer])([x]))
+        p = np.asarray(head_model(tiny_model, layer)(zero_maps(maps, [index])))
+        for k in (int(y[0]), int(y[1])):
+            mine = y == k
+            expected = (p[mine].argmax(1) == k).mean() - (base[mine].argmax(1) == k).mean()
+            assert effects[layer]["accuracy"][index, k] == pytest.approx(expected, abs=1e-9)
+            expected = p[mine, k].mean() - true_p[mine].mean()
+            assert effects[layer]["probability"][index, k] == pytest.approx(expected, abs=2e-5)
+    assert effects["base_accuracy_all"] == pytest.approx((base.argmax(1) == y).mean())
+
+
+def test_oip_of_every_live_conv_3_map_beats_its_test_maximum(tiny_model, x_test):
+    """With the command's default steps and starts, as the site picks a unit's OIP (the best of
+    its starts): start 0 for all maps, the other starts only where start 0 falls short. The
+    scan's data maximum equals analysis.oip's own data_maximum."""
+    from analysis.explore import compute
+    from analysis.oip import Ascent, OIPConfig, data_maximum
+    from mnist_cnn.cli import build_parser
+
+    defaults = build_parser().parse_args(["explore"])
+    config = OIPConfig(steps=defaults.steps, precision="float32")
+    x, _ = x_test
+    data_max = compute.objective_maximum(compute.scan(tiny_model, x), "conv_3")
+    np.testing.assert_allclose(data_max, data_maximum(Ascent(tiny_model, "conv_3", config=config), x,
+                                                      np.arange(128)), rtol=1e-5, atol=1e-6)
+    live = np.flatnonzero(data_max > 0)
+    assert len(live) >= 64
+    first = compute.layer_oips(tiny_model, "conv_3", data_max, starts=1, config=config)
+    short = live[first["activation"][0, live] <= data_max[live]]
+    assert len(short) <= len(live) // 10
+    if len(short):
+        rest = compute.layer_oips(tiny_model, "conv_3", data_max[short], defaults.starts, config,
+                                  units=short)
+        np.testing.assert_allclose(rest["activation"][0], first["activation"][0, short], rtol=1e-4)
+        best = rest["activation"].max(axis=0)
+        assert (best > data_max[short]).all(), f"maps not beaten: {short[best <= data_max[short]]}"
+
+
+PROBE = ("import sys, json; from mnist_cnn.cli import main; out = []\n"
+         "for argv in json.loads(sys.argv[1]): out.append(main(argv))\n"
+         "print(json.dumps([out, 'tensorflow' in sys.modules]))")
+
+
+def test_bad_input_is_one_line_and_status_2_without_tensorflow(tmp_path, tiny_model_path):
+    not_zip = tmp_path / "broken.keras"
+    not_zip.write_bytes(b"not a zip")
+    bad_npz = tmp_path / "mnist.npz"
+    bad_npz.write_bytes(b"garbage")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    model = str(tiny_model_path)
+    cases = [
+        (["explore", "--model", str(tmp_path / "missing.keras")], "no model at"),
+        (["explore", "--model", str(not_zip)], "is not a Keras model archive"),
+        (["explore", "--model", model, "--data", str(tmp_path / "none.npz")], "does not exist"),
+        (["explore", "--model", model, "--data", str(bad_npz)], str(bad_npz)),
+        (["explore", "--model", model, "--out", str(a_file)], "exists and is not a folder"),
+        (["explore", "--model", model, "--out", str(foreign)], "other contents"),
+        (["explore", "--model", model, "--out", str(a_file / "site")], "is not a folder"),
+        (["explore", "--model", model, "--starts", "11"], "at most 10"),
+    ]
+    result = subprocess.run([sys.executable, "-c", PROBE, json.dumps([c for c, _ in cases])],
+                            capture_output=True, text=True, timeout=120)
+    codes, tensorflow_imported = json.loads(result.stdout.strip().splitlines()[-1])
+    assert codes == [2] * len(cases) and not tensorflow_imported
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == len(cases), result.stderr
+    for line, (_, expected) in zip(lines, cases):
+        assert line.startswith("mnist_cnn explore: error:") and expected in line, line
+    assert (foreign / "notes.txt").read_text() == "mine" and a_file.read_text() == "x"
+
+
+def test_failed_build_leaves_the_old_site(tmp_path, tiny_model_path, monkeypatch):
+    from analysis.explore import build
+    from mnist_cnn.cli import main
+
+    out = tmp_path / "site"
+    out.mkdir()
+    (out / "site.json").write_text(json.dumps({"generator": "mnist_cnn explore"}))
+    (out / "index.html").write_text("old")
+
+    def broken(model, model_path, test_data, folder, **kwargs):
+        (folder / "index.html").write_text("half")
+        raise RuntimeError("killed midway")
+
+    monkeypatch.setattr(build, "build_site", broken)
+    with pytest.raises(RuntimeError):
+        main(["explore", "--model", str(tiny_model_path), "--out", str(out), "--limit", "100"])
+    assert (out / "index.html").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]  # no temporary folder left
