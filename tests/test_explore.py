@@ -139,7 +139,8 @@ def test_circuit_links_are_the_strongest_weights():
 
 def test_causal_effect_equals_zeroing_and_running_the_head(tiny_model, x_test):
     from analysis.explore.compute import causal_effects
-    from analysis.feature_maps import head_model, zero_maps
+    from analysis.compare import zero_maps
+    from mnist_cnn.model import head_model
     from mnist_cnn.model import sub_model
 
     x, y = x_test[0][:300], x_test[1][:300]
@@ -163,7 +164,8 @@ def test_oip_of_every_live_conv_3_map_beats_its_test_maximum(tiny_model, x_test)
     its starts): start 0 for all maps, the other starts only where start 0 falls short. The
     scan's data maximum equals analysis.oip's own data_maximum."""
     from analysis.explore import compute
-    from analysis.oip import Ascent, OIPConfig, data_maximum
+    from analysis.oip.ascent import Ascent, OIPConfig
+    from analysis.oip.compute import data_maximum
     from mnist_cnn.cli import build_parser
 
     defaults = build_parser().parse_args(["explore"])

@@ -12,10 +12,10 @@ import numpy as np
 from analysis.explore import compute as C
 from analysis.explore.circuit import circuit as strongest_links
 from analysis.explore import render
-from analysis.oip import OIPConfig
+from analysis.oip.ascent import OIPConfig
 from mnist_cnn.errors import UserError
 from mnist_cnn.fileio import sha256_file
-from mnist_cnn.train import to_input
+from mnist_cnn.data import to_input
 
 GENERATOR = "mnist_cnn explore"  # marks a folder as an explorer site (safe to replace)
 

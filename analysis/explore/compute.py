@@ -23,7 +23,8 @@ import numpy as np
 import tensorflow as tf
 from scipy.stats import rankdata
 
-from analysis.oip import Ascent, OIPConfig, start_images
+from analysis.oip.ascent import Ascent, OIPConfig
+from analysis.oip.param import start_images
 from mnist_cnn.model import sub_model
 from mnist_cnn.reference import layer_geometry, receptive_box, receptive_fields
 
