@@ -120,7 +120,7 @@ def test_fashion_training_records_its_dataset(tiny_fashion_run, tmp_path):
     assert saved.name == config.MODEL_NAMES["fashion"] == "mnist_cnn_fashion"
     assert model_dataset(load_trained(cfg.model_path)) == "fashion"
     kinds = [type(layer).__name__ for layer in augmenter(0, "fashion").layers]
-    assert kinds == ["RandomFlip", "RandomTranslation"]
+    assert kinds == [] == list(config.AUGMENTATION["fashion"])  # measured best: none (README)
     assert [type(layer).__name__ for layer in augmenter(0).layers] == ["RandomTranslation",
                                                                         "RandomRotation"]
 
