@@ -2,6 +2,7 @@
 files, the known facts on the real data, and class names (`mnist_cnn.datasets`)."""
 
 import gzip
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -10,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_cnn import data
+from mnist_cnn import data, fashion_data
 from mnist_cnn.datasets import (DATASET_NAMES, FASHION, MNIST, UnknownClassError, class_index,
                                 get_dataset)
 from mnist_cnn.errors import UserError
 
-REAL_APT_GET_DOWNLOAD = data._apt_get_download
+REAL_APT_GET_DOWNLOAD = fashion_data._apt_get_download
 needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
 
 
@@ -46,11 +47,11 @@ def build_deb(folder, arrays, name="fake"):
     root = folder / f"{name}-root"
     (root / "DEBIAN").mkdir(parents=True)
     (root / "DEBIAN" / "control").write_text(
-        f"Package: {data.FASHION_DEBIAN_PACKAGE}\nVersion: {data.FASHION_DEBIAN_VERSION}\n"
+        f"Package: {fashion_data.FASHION_DEBIAN_PACKAGE}\nVersion: {fashion_data.FASHION_DEBIAN_VERSION}\n"
         "Architecture: all\nMaintainer: tests <tests@example.org>\nDescription: fake\n")
-    target = root / data.FASHION_DEBIAN_DIR
+    target = root / fashion_data.FASHION_DEBIAN_DIR
     target.mkdir(parents=True)
-    for key, fname in data.FASHION_FILES.items():
+    for key, fname in fashion_data.FASHION_FILES.items():
         (target / fname).write_bytes(gzip.compress(idx_bytes(arrays[key])))
     deb = folder / f"{name}.deb"
     subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)],
@@ -61,8 +62,8 @@ def build_deb(folder, arrays, name="fake"):
 def fake_download(deb):
     """A stand-in for `apt-get download` that copies `deb` where apt would put it."""
     def download(spec, workdir):
-        assert spec == f"{data.FASHION_DEBIAN_PACKAGE}={data.FASHION_DEBIAN_VERSION}"
-        out = workdir / f"{data.FASHION_DEBIAN_PACKAGE}_{data.FASHION_DEBIAN_VERSION}_all.deb"
+        assert spec == f"{fashion_data.FASHION_DEBIAN_PACKAGE}={fashion_data.FASHION_DEBIAN_VERSION}"
+        out = workdir / f"{fashion_data.FASHION_DEBIAN_PACKAGE}_{fashion_data.FASHION_DEBIAN_VERSION}_all.deb"
         shutil.copyfile(deb, out)
         return out
     return download
@@ -77,8 +78,8 @@ def sandbox(tmp_path, monkeypatch):
     """An empty Keras home, no FASHION_NPZ, no Keras download, no real apt-get."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.delenv("FASHION_NPZ", raising=False)
-    monkeypatch.setattr(data, "_keras_fashion_download", offline)
-    monkeypatch.setattr(data, "_apt_get_download", lambda spec, workdir: pytest.fail("apt-get"))
+    monkeypatch.setattr(fashion_data, "_keras_fashion_download", offline)
+    monkeypatch.setattr(fashion_data, "_apt_get_download", lambda spec, workdir: pytest.fail("apt-get"))
     return tmp_path
 
 
@@ -98,7 +99,7 @@ def assert_same(got, want):
 def test_idx_round_trip():
     arrays = tiny_arrays()
     for key in ("x_train", "y_test"):
-        out = data.parse_idx(idx_bytes(arrays[key]), "f", arrays[key].ndim)
+        out = fashion_data.parse_idx(idx_bytes(arrays[key]), "f", arrays[key].ndim)
         np.testing.assert_array_equal(out, arrays[key])
         assert out.dtype == np.uint8 and out.flags.writeable
 
@@ -118,7 +119,7 @@ def test_idx_round_trip():
 ])
 def test_bad_idx_files_are_one_line_errors(raw, ndim, message):
     with pytest.raises(UserError, match=message) as err:
-        data.parse_idx(raw, "some-file", ndim)
+        fashion_data.parse_idx(raw, "some-file", ndim)
     assert str(err.value).startswith("some-file") and "\n" not in str(err.value)
 
 
@@ -128,10 +129,10 @@ def test_bad_gzip_is_one_line_error(tmp_path):
     (tmp_path / "plain.gz").write_bytes(idx_bytes(np.zeros((3, 28, 28))))
     for name in ("cut.gz", "plain.gz"):
         with pytest.raises(UserError, match=f"{name} is not a complete gzip file") as err:
-            data.read_idx_gz(tmp_path / name, 3)
+            fashion_data.read_idx_gz(tmp_path / name, 3)
         assert "\n" not in str(err.value)
     with pytest.raises(UserError, match="does not exist"):
-        data.read_idx_gz(tmp_path / "missing.gz", 3)
+        fashion_data.read_idx_gz(tmp_path / "missing.gz", 3)
 
 
 # ----- the Debian path with fake packages ---------------------------------------------------
@@ -140,17 +141,17 @@ def test_bad_gzip_is_one_line_error(tmp_path):
 def test_debian_fetch_verifies_and_fills_the_keras_cache(sandbox, monkeypatch):
     arrays = tiny_arrays()
     deb = build_deb(sandbox, arrays)
-    monkeypatch.setattr(data, "FASHION_EXPECTED", expected_for(arrays))
-    monkeypatch.setattr(data, "FASHION_DEB_SHA256", data.hashlib.sha256(deb.read_bytes()).hexdigest())
-    monkeypatch.setattr(data, "_apt_get_download", fake_download(deb))
+    monkeypatch.setattr(fashion_data, "FASHION_EXPECTED", expected_for(arrays))
+    monkeypatch.setattr(fashion_data, "FASHION_DEB_SHA256", hashlib.sha256(deb.read_bytes()).hexdigest())
+    monkeypatch.setattr(fashion_data, "_apt_get_download", fake_download(deb))
     assert_same(as_dict(data.load_dataset("fashion")), arrays)
 
-    cache = data.fashion_cache_dir()
+    cache = fashion_data.fashion_cache_dir()
     assert cache == sandbox / "keras" / "datasets" / "fashion-mnist"
-    assert sorted(p.name for p in cache.iterdir()) == sorted(data.FASHION_FILES.values())  # no temp files
+    assert sorted(p.name for p in cache.iterdir()) == sorted(fashion_data.FASHION_FILES.values())  # no temp files
     # The next run reads the cache: no download at all.
-    monkeypatch.setattr(data, "_apt_get_download", lambda spec, workdir: pytest.fail("fetched again"))
-    assert_same(as_dict(data.load_fashion()), arrays)
+    monkeypatch.setattr(fashion_data, "_apt_get_download", lambda spec, workdir: pytest.fail("fetched again"))
+    assert_same(as_dict(fashion_data.load_fashion()), arrays)
 
 
 @needs_dpkg
@@ -158,18 +159,18 @@ def test_deb_with_wrong_digest_is_not_unpacked(sandbox, monkeypatch):
     good, bad = tiny_arrays(), tiny_arrays()
     bad["x_test"][0, 0, 0] ^= 1
     good_deb = build_deb(sandbox, good, "good")
-    monkeypatch.setattr(data, "FASHION_EXPECTED", expected_for(good))
-    monkeypatch.setattr(data, "FASHION_DEB_SHA256", data.hashlib.sha256(good_deb.read_bytes()).hexdigest())
-    monkeypatch.setattr(data, "_apt_get_download", fake_download(build_deb(sandbox, bad, "bad")))
+    monkeypatch.setattr(fashion_data, "FASHION_EXPECTED", expected_for(good))
+    monkeypatch.setattr(fashion_data, "FASHION_DEB_SHA256", hashlib.sha256(good_deb.read_bytes()).hexdigest())
+    monkeypatch.setattr(fashion_data, "_apt_get_download", fake_download(build_deb(sandbox, bad, "bad")))
     workdir = sandbox / "work"
     workdir.mkdir()
     with pytest.raises(UserError, match=r"_all\.deb fails its SHA-256 check; refusing to unpack it"):
-        data.fetch_fashion_debian(workdir)
+        fashion_data.fetch_fashion_debian(workdir)
     assert not (workdir / "unpacked").exists()
     with pytest.raises(UserError, match="fails its SHA-256 check") as err:
-        data.load_fashion()
+        fashion_data.load_fashion()
     assert "\n" not in str(err.value)
-    assert not data.fashion_cache_dir().exists()
+    assert not fashion_data.fashion_cache_dir().exists()
 
 
 @needs_dpkg
@@ -178,13 +179,13 @@ def test_deb_with_tampered_contents_is_refused(sandbox, monkeypatch):
     good, bad = tiny_arrays(), tiny_arrays()
     bad["y_train"][3] = 4
     bad_deb = build_deb(sandbox, bad, "bad")
-    monkeypatch.setattr(data, "FASHION_EXPECTED", expected_for(good))
-    monkeypatch.setattr(data, "FASHION_DEB_SHA256", data.hashlib.sha256(bad_deb.read_bytes()).hexdigest())
-    monkeypatch.setattr(data, "_apt_get_download", fake_download(bad_deb))
+    monkeypatch.setattr(fashion_data, "FASHION_EXPECTED", expected_for(good))
+    monkeypatch.setattr(fashion_data, "FASHION_DEB_SHA256", hashlib.sha256(bad_deb.read_bytes()).hexdigest())
+    monkeypatch.setattr(fashion_data, "_apt_get_download", fake_download(bad_deb))
     with pytest.raises(UserError, match=r"'y_train' does not match the Fashion-MNIST SHA-256") as err:
-        data.load_fashion()
+        fashion_data.load_fashion()
     assert "\n" not in str(err.value)
-    assert not data.fashion_cache_dir().exists()
+    assert not fashion_data.fashion_cache_dir().exists()
 
 
 @needs_dpkg
@@ -197,40 +198,40 @@ def test_deb_without_the_idx_files_is_refused(sandbox, monkeypatch):
     subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(root), str(deb)],
                    check=True, capture_output=True)
     with pytest.raises(UserError, match=r"has no usr/share/datasets/fashion-mnist/train-labels"):
-        data.fetch_fashion_debian(sandbox, download=fake_download(deb),
-                                  deb_sha256=data.hashlib.sha256(deb.read_bytes()).hexdigest())
+        fashion_data.fetch_fashion_debian(sandbox, download=fake_download(deb),
+                                  deb_sha256=hashlib.sha256(deb.read_bytes()).hexdigest())
 
 
 @needs_dpkg
 def test_corrupt_cache_is_fetched_again(sandbox, monkeypatch):
     arrays = tiny_arrays()
     deb = build_deb(sandbox, arrays)
-    monkeypatch.setattr(data, "FASHION_EXPECTED", expected_for(arrays))
-    monkeypatch.setattr(data, "FASHION_DEB_SHA256", data.hashlib.sha256(deb.read_bytes()).hexdigest())
-    monkeypatch.setattr(data, "_apt_get_download", fake_download(deb))
-    cache = data.fashion_cache_dir()
+    monkeypatch.setattr(fashion_data, "FASHION_EXPECTED", expected_for(arrays))
+    monkeypatch.setattr(fashion_data, "FASHION_DEB_SHA256", hashlib.sha256(deb.read_bytes()).hexdigest())
+    monkeypatch.setattr(fashion_data, "_apt_get_download", fake_download(deb))
+    cache = fashion_data.fashion_cache_dir()
     cache.mkdir(parents=True)
-    for fname in data.FASHION_FILES.values():
+    for fname in fashion_data.FASHION_FILES.values():
         (cache / fname).write_bytes(b"not gzip")
-    assert_same(as_dict(data.load_fashion()), arrays)
-    assert_same(data.read_idx_folder(cache), arrays)  # rewritten, now valid
+    assert_same(as_dict(fashion_data.load_fashion()), arrays)
+    assert_same(fashion_data.read_idx_folder(cache), arrays)  # rewritten, now valid
 
 
 @needs_dpkg
 def test_unwritable_cache_still_returns_the_data(sandbox, monkeypatch):
     arrays = tiny_arrays()
     deb = build_deb(sandbox, arrays)
-    monkeypatch.setattr(data, "FASHION_EXPECTED", expected_for(arrays))
-    monkeypatch.setattr(data, "FASHION_DEB_SHA256", data.hashlib.sha256(deb.read_bytes()).hexdigest())
-    monkeypatch.setattr(data, "_apt_get_download", fake_download(deb))
+    monkeypatch.setattr(fashion_data, "FASHION_EXPECTED", expected_for(arrays))
+    monkeypatch.setattr(fashion_data, "FASHION_DEB_SHA256", hashlib.sha256(deb.read_bytes()).hexdigest())
+    monkeypatch.setattr(fashion_data, "_apt_get_download", fake_download(deb))
     (sandbox / "keras").write_text("a file where the Keras folder should be")
-    assert_same(as_dict(data.load_fashion()), arrays)
+    assert_same(as_dict(fashion_data.load_fashion()), arrays)
 
 
 def test_no_source_is_one_line_saying_what_was_tried(sandbox, monkeypatch):
     def apt_fails(spec, workdir):
         raise UserError(f"apt-get download {spec} failed (E: Unable to locate package)")
-    monkeypatch.setattr(data, "_apt_get_download", apt_fails)
+    monkeypatch.setattr(fashion_data, "_apt_get_download", apt_fails)
     with pytest.raises(UserError) as err:
         data.load_dataset("fashion")
     message = str(err.value)
@@ -244,11 +245,11 @@ def test_no_source_is_one_line_saying_what_was_tried(sandbox, monkeypatch):
 
 @pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs apt-get")
 def test_real_apt_get_failure_is_one_line(sandbox, monkeypatch):
-    monkeypatch.setattr(data, "_apt_get_download", REAL_APT_GET_DOWNLOAD)
-    monkeypatch.setattr(data, "FASHION_DEBIAN_VERSION", "0.0-no-such-version")
+    monkeypatch.setattr(fashion_data, "_apt_get_download", REAL_APT_GET_DOWNLOAD)
+    monkeypatch.setattr(fashion_data, "FASHION_DEBIAN_VERSION", "0.0-no-such-version")
     with pytest.raises(UserError, match=r"apt-get download dataset-fashion-mnist=0\.0-no-such-"
                                         r"version failed \(E: ") as err:
-        data.fetch_fashion_debian(sandbox)
+        fashion_data.fetch_fashion_debian(sandbox)
     assert "\n" not in str(err.value)
 
 
@@ -256,17 +257,17 @@ def test_real_apt_get_failure_is_one_line(sandbox, monkeypatch):
 
 def test_explicit_npz_by_path_and_environment(sandbox, monkeypatch):
     arrays = tiny_arrays()
-    monkeypatch.setattr(data, "FASHION_EXPECTED", expected_for(arrays))
+    monkeypatch.setattr(fashion_data, "FASHION_EXPECTED", expected_for(arrays))
     path = sandbox / "fashion.npz"
     np.savez_compressed(path, **arrays)
     assert_same(as_dict(data.load_dataset("fashion", path)), arrays)
     monkeypatch.setenv("FASHION_NPZ", str(path))
-    assert_same(as_dict(data.load_fashion()), arrays)
+    assert_same(as_dict(fashion_data.load_fashion()), arrays)
 
 
 def test_bad_explicit_files_are_one_line_errors(sandbox, monkeypatch):
     arrays = tiny_arrays()
-    monkeypatch.setattr(data, "FASHION_EXPECTED", expected_for(arrays))
+    monkeypatch.setattr(fashion_data, "FASHION_EXPECTED", expected_for(arrays))
     cases = {"missing.npz": "does not exist"}
     (sandbox / "junk.npz").write_bytes(b"not a zip file")
     cases["junk.npz"] = "is corrupt or truncated"
@@ -279,7 +280,7 @@ def test_bad_explicit_files_are_one_line_errors(sandbox, monkeypatch):
     cases["three.npz"] = "has no array 'y_test'"
     for name, message in cases.items():
         with pytest.raises(UserError, match=message) as err:
-            data.load_fashion(sandbox / name)
+            fashion_data.load_fashion(sandbox / name)
         assert "\n" not in str(err.value) and name in str(err.value)
 
 
@@ -325,13 +326,13 @@ def test_real_debian_package(tmp_path):
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         pytest.skip("needs apt-get and dpkg-deb")
     try:
-        fetched = data.fetch_fashion_debian(tmp_path)
+        fetched = fashion_data.fetch_fashion_debian(tmp_path)
     except UserError as e:
         if str(e).startswith("apt-get"):
             pytest.skip(f"Debian package not reachable: {e}")
         raise
-    data.verify_fashion(fetched["arrays"], "Debian package")
-    assert sorted(fetched["files"]) == sorted(data.FASHION_FILES.values())
+    fashion_data.verify_fashion(fetched["arrays"], "Debian package")
+    assert sorted(fetched["files"]) == sorted(fashion_data.FASHION_FILES.values())
 
 
 # ----- class names --------------------------------------------------------------------------
