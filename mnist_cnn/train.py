@@ -187,14 +187,15 @@ def _train(config: TrainConfig, callbacks, verbose) -> dict:
 
     model = compiled_model(config)
 
-    work = out / "backup" / run_id(config)
+    rid = run_id(config)
+    work = out / "backup" / rid
     work.mkdir(parents=True, exist_ok=True)
     log_csv = work / "history.csv"
     fit_callbacks = [
         keras.callbacks.BackupAndRestore(str(work / "state")),
         keras.callbacks.LearningRateScheduler(lr_schedule(config)),
         HistoryCSV(str(log_csv), append=True),
-        keras.callbacks.TensorBoard(str(out / "logs" / run_id(config)), histogram_freq=0),
+        keras.callbacks.TensorBoard(str(out / "logs" / rid), histogram_freq=0),
         *callbacks,
     ]
     started = time.perf_counter()
@@ -215,7 +216,8 @@ def _train(config: TrainConfig, callbacks, verbose) -> dict:
         "val_accuracy": next((a for a in reversed(history.get("val_accuracy", [])) if a is not None), None),
         "training_seconds": round(seconds, 2), "epochs": config.epochs,
         "train_images": len(x_fit),
-        "augmentation": list(AUGMENTATION[info.name]) if config.augment else [], "config": config.to_dict(), "versions": library_versions(),
+        "augmentation": list(AUGMENTATION[info.name]) if config.augment else [],
+        "config": config.to_dict(), "versions": library_versions(),
         "machine": machine_facts(resolve(config.precision)),
     }
 
