@@ -14,8 +14,8 @@ MODEL  ?= $(DATASET_MODEL)
 
 # Make variables become command-line options only when set, so the CLI's defaults stay the single source.
 opt = $(if $(strip $($(1))),$(2) $($(1)))
-# New commands that take the data set (e.g. `make explore`) pass $(DATASET_ARGS) and resolve
-# their paths with mnist_cnn.config.output_paths (see README, Fashion-MNIST).
+# Commands that take the data set pass $(DATASET_ARGS); the CLI resolves the default paths
+# per data set (mnist_cnn.config.default_model, report_dir).
 DATASET_ARGS = $(call opt,DATASET,--dataset)
 # Training options except the data set (the default-model rules below name theirs).
 RECIPE_ARGS  = $(call opt,EPOCHS,--epochs) $(call opt,BATCH,--batch-size) $(call opt,LR,--lr) \
@@ -30,8 +30,8 @@ ANALYZE_ARGS = $(DATASET_ARGS) $(if $(DIGIT),--digit "$(DIGIT)") $(if $(CLASS),-
                --model "$(MODEL)" $(call opt,DATA,--data)
 OIP_ARGS     = $(DATASET_ARGS) --layer "$(LAYER)" $(call opt,STEPS,--steps) $(call opt,SEED,--seed) \
                $(call opt,MAPS,--maps) $(call opt,OUT,--out) --model "$(MODEL)" $(call opt,DATA,--data)
-EXPLORE_ARGS = $(call opt,OUT,--out) $(call opt,STEPS,--steps) $(call opt,STARTS,--starts) \
-               $(call opt,SEED,--seed) --model "$(MODEL)" $(call opt,DATA,--data)
+EXPLORE_ARGS = $(DATASET_ARGS) $(call opt,OUT,--out) $(call opt,STEPS,--steps) \
+               $(call opt,STARTS,--starts) $(call opt,SEED,--seed) --model "$(MODEL)" $(call opt,DATA,--data)
 
 .PHONY: help venv train evaluate analyze oip explore experiments experiment info bench test clean
 .DEFAULT_GOAL := help
@@ -41,7 +41,7 @@ help:
 	@echo "make evaluate [MODEL=]        make analyze DIGIT=4 [CONTRAST= SAMPLES= CMAP= MODEL=]"
 	@echo "  every command: DATASET=mnist|fashion (e.g. make analyze DATASET=fashion CLASS=shirt)"
 	@echo "make oip LAYER=conv_3 [STEPS= SEED= MAPS=0,5,17]"
-	@echo "make explore [MODEL= DATA= OUT=reports/explorer STEPS= STARTS= SEED=]"
+	@echo "make explore [MODEL= DATA= OUT= STEPS= STARTS= SEED=]  -> reports/[fashion/]explorer"
 	@echo "make experiments              make experiment NAME=single-image|lines|reference|two-runs"
 	@echo "make info    make bench    make test    make clean"
 
@@ -87,9 +87,10 @@ oip: $(STAMP)
 	$(PY) -m mnist_cnn oip $(OIP_ARGS)
 
 # A static site with one page per unit; the arguments (OUT, MODEL, DATA) are checked first.
+# DATASET=fashion: the Fashion-MNIST model's site in reports/fashion/explorer.
 explore: $(STAMP)
 	@$(PY) -m mnist_cnn explore $(EXPLORE_ARGS) --check-only
-	@if [ "$(MODEL)" = "$(DEFAULT_MODEL)" ]; then $(MAKE) --no-print-directory $(DEFAULT_MODEL); fi
+	@if [ "$(MODEL)" = "$(DATASET_MODEL)" ]; then $(MAKE) --no-print-directory $(DATASET_MODEL); fi
 	$(PY) -m mnist_cnn explore $(EXPLORE_ARGS)
 
 experiments: $(STAMP)
@@ -104,8 +105,11 @@ info: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m mnist_cnn bench $(call opt,BENCH_SEEDS,--seeds)
 
+# Two workers (pytest-xdist): most tests keep one core busy. Tests that share a trained fixture
+# stay in one worker (tests/conftest.py), so each fixture is trained once. TEST_WORKERS=0: serial.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 
 clean:
 	rm -rf reports bench/results.json models/logs models/backup

@@ -98,7 +98,7 @@ def colormap(text):
 
 def add_dataset_option(parser):
     """`--dataset mnist|fashion` (default mnist). Commands that take it resolve their default
-    paths per data set with `config.output_paths` (the hook for `explore`)."""
+    paths per data set with `config.default_model` and `config.report_dir`."""
     parser.add_argument("--dataset", type=dataset_name, default="mnist", metavar="NAME",
                         help=f"data set: {' or '.join(DATASET_NAMES)} (default mnist)")
 
@@ -313,8 +313,9 @@ def run_oip(args):
 
 def add_explore(sub):
     p = sub.add_parser("explore", help="a static site with one page per unit (make explore)")
-    p.add_argument("--out", default="reports/explorer", metavar="DIR",
-                   help="site folder, replaced whole when the build is done (default reports/explorer)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="site folder, replaced whole when the build is done (default "
+                        "reports/explorer; fashion: reports/fashion/explorer)")
     p.add_argument("--steps", type=positive_int, default=80, help="OIP gradient steps (default 80)")
     p.add_argument("--starts", type=positive_int, default=5, help="OIPs per unit (default 5)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the OIP start images (default 0)")
@@ -330,6 +331,8 @@ def add_explore(sub):
 def check_explore(args):
     from analysis.explore import check_args
 
+    if args.out is None:
+        args.out = report_dir(args.dataset, "explorer")
     _check_model(args, allow_missing_default=args.check_only)
     _check_data(args)
     check_args(args)

@@ -83,24 +83,10 @@ def default_model(dataset="mnist") -> str:
 def report_dir(dataset="mnist", *parts) -> str:
     """Default folder of a report: reports/<parts> for MNIST, reports/<name>/<parts> otherwise.
 
-    Every command that writes reports uses it (`analyze`, `oip`; `explore` should too), e.g.
+    Every command that writes reports uses it (`analyze`, `oip`, `explore`), e.g.
     report_dir("fashion", "oip") == "reports/fashion/oip"."""
     name = get_dataset(dataset).name
     return "/".join(("reports",) + (() if name == "mnist" else (name,)) + parts)
-
-
-def output_paths(dataset="mnist", model=None, out=None, report="explore") -> dict:
-    """The (dataset, model, out) a command works on, defaults filled in per data set.
-
-    The hook for commands that take `--dataset` (e.g. `make explore`, being built separately):
-    `output_paths("fashion", report="explore")` == {"dataset": "fashion", "model":
-    "models/fashion/mnist_cnn.keras", "out": "reports/fashion/explore"}. The caller then loads
-    the model with `mnist_cnn.model.load_trained(model, dataset=dataset)`, which refuses a model
-    trained on the other data set, and the data with `mnist_cnn.data.load_dataset(dataset)`.
-    """
-    name = get_dataset(dataset).name
-    return {"dataset": name, "model": model or default_model(name),
-            "out": out or report_dir(name, report)}
 
 
 # Keras model names: the .keras file records which data set its model was trained on (the name

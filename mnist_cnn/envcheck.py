@@ -16,7 +16,8 @@ import re
 import sys
 
 # Distribution name -> module to import, where they differ.
-MODULES = {"scikit-learn": "sklearn", "pillow": "PIL", "tensorflow": "tensorflow.config"}
+MODULES = {"scikit-learn": "sklearn", "pillow": "PIL", "tensorflow": "tensorflow.config",
+           "pytest-xdist": "xdist"}
 
 
 def requirements(path) -> list[tuple[str, str]]:

@@ -19,7 +19,6 @@ SHA-256 of the raw C-order bytes), so every source yields the same bytes or an e
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import subprocess
 import tempfile

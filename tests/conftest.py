@@ -7,10 +7,23 @@ float32 on every machine: bfloat16 is emulated (several times slower) where the 
 """
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
+
+# Tests that share a trained session fixture run in one xdist worker, so the fixture is built
+# once; the rest are spread over the workers (`make test` runs `pytest -n 2 --dist loadgroup`).
+SHARED_TRAININGS = {"tiny_run", "tiny_model_path", "tiny_model", "tiny_fashion_run",
+                    "tiny_fashion_model_path", "explorer_site"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SHARED_TRAININGS & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("shared_trainings"))
 
 
 @pytest.fixture(scope="session")
@@ -77,3 +90,44 @@ def explorer_site(tmp_path_factory, tiny_model_path):
                "--steps", "10", "--starts", "2", "--precision", "float32"])
     assert rc == 0
     return out
+
+
+# Runs `mnist_cnn.cli.main` on many argument lists in one fresh Python (no TensorFlow imported
+# by the test process leaks in), recording for each: exit status, stdout, stderr, and whether
+# TensorFlow had been imported by then. One interpreter for all cases instead of one per case.
+_CLI_BATCH = """
+import contextlib, io, json, sys
+from mnist_cnn.cli import main
+results = []
+for args in json.loads(sys.stdin.read()):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main(args)
+        except SystemExit as e:  # argparse's own errors
+            rc = e.code
+    results.append({"rc": rc, "stdout": out.getvalue(), "stderr": err.getvalue(),
+                    "tensorflow": "tensorflow" in sys.modules})
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="session")
+def cli_batch():
+    """`run(list of argv lists, cwd=None) -> list of dicts` (rc, stdout, stderr, tensorflow)."""
+    import json
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[1])
+
+    def run(cases, cwd=None):
+        """`cwd` (default: the project) is where relative default paths (models/...) resolve."""
+        env = {**os.environ, "PYTHONPATH": root}
+        done = subprocess.run([sys.executable, "-c", _CLI_BATCH], input=json.dumps(cases),
+                              capture_output=True, text=True, timeout=120, cwd=cwd or root,
+                              env=env)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.splitlines()[-1])
+
+    return run

@@ -5,16 +5,7 @@ import sys
 
 import pytest
 
-PROBE = ("import sys; from mnist_cnn.cli import main; rc = main(sys.argv[1:]); "
-         "print('tensorflow' in sys.modules); sys.exit(rc)")
-
-
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
-                          timeout=60)
-
-
-@pytest.mark.parametrize("args, expected", [
+BAD_ARGUMENTS = [
     (["train", "--epochs", "-1"], "--epochs: must be > 0"),
     (["train", "--batch-size", "abc"], "--batch-size: expected an integer, got 'abc'"),
     (["train", "--lr", "0"], "--lr: must be > 0"),
@@ -23,14 +14,23 @@ def run_cli(*args):
     (["train", "--epoch", "3", "--bogus"], "unrecognized arguments"),
     (["train", "--data", "/nonexistent/mnist.npz"], "does not exist"),
     (["evaluate", "--model", "/nonexistent/m.keras"], "no model at /nonexistent/m.keras"),
-])
-def test_bad_arguments(args, expected):
-    result = run_cli(*args)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and expected in lines[0], result.stderr
-    assert "Traceback" not in result.stderr
-    assert result.stdout.strip() in ("", "False")  # argparse exits before the probe prints
+]
+
+
+@pytest.fixture(scope="module")
+def bad_argument_results(cli_batch):
+    return cli_batch([args for args, _ in BAD_ARGUMENTS])
+
+
+@pytest.mark.parametrize("case", range(len(BAD_ARGUMENTS)),
+                         ids=[" ".join(args) for args, _ in BAD_ARGUMENTS])
+def test_bad_arguments(case, bad_argument_results):
+    expected, result = BAD_ARGUMENTS[case][1], bad_argument_results[case]
+    assert result["rc"] == 2
+    lines = result["stderr"].strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result["stderr"]
+    assert "Traceback" not in result["stderr"]
+    assert not result["tensorflow"]
 
 
 def test_make_variables_are_checked(tmp_path):

@@ -1,6 +1,5 @@
 """MNIST loading: known facts, the pickle conversion, the restricted unpickler, bad files."""
 
-import gzip
 import pickle
 
 import numpy as np

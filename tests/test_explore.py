@@ -1,14 +1,17 @@
 """The unit explorer (`make explore`): the site's files and links, its numbers against
 independent computations (model cuts, the digit report's AUC, zeroing through the head model),
-the OIP check, and bad input (one line, exit status 2, no TensorFlow, old site untouched).
+the OIP check, and bad input (one line, exit status 2, no TensorFlow, old site untouched);
+`--dataset fashion`: class names instead of digits, its own default folder, the model checked.
 
 The site is built once per session on the tiny model (`explorer_site` in conftest.py).
 """
 
+import html
 import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,6 +36,7 @@ def test_every_unit_has_a_page_and_numbers(explorer_site):
     assert len(names) == 304 and names[0] == "conv_1-0" and names[-1] == "output-9"
     site = json.loads((explorer_site / "site.json").read_text())
     assert site["generator"] == "mnist_cnn explore" and site["test_images"] == LIMIT
+    assert site["dataset"] == "mnist" and site["class_names"] == [str(k) for k in range(10)]
     assert sum(v["units"] for v in site["layers"].values()) == 304
     for name in names:
         assert (explorer_site / f"{name}.html").is_file() and (explorer_site / f"{name}.json").is_file()
@@ -242,3 +246,77 @@ def test_failed_build_leaves_the_old_site(tmp_path, tiny_model_path, monkeypatch
         main(["explore", "--model", str(tiny_model_path), "--out", str(out), "--limit", "100"])
     assert (out / "index.html").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]  # no temporary folder left
+
+
+# --dataset fashion ----------------------------------------------------------------------------
+
+def test_fashion_site_names_its_classes(tmp_path, tiny_fashion_model_path):
+    """A Fashion-MNIST site (tiny model, 1000 test images, one 5-step OIP per unit) says class
+    where MNIST says digit and names the classes: preferred class, image labels, tables."""
+    from mnist_cnn.cli import main
+    from mnist_cnn.datasets import FASHION
+
+    out = tmp_path / "site"
+    assert main(["explore", "--dataset", "fashion", "--model", str(tiny_fashion_model_path),
+                 "--out", str(out), "--limit", "1000", "--steps", "5", "--starts", "1",
+                 "--precision", "float32"]) == 0
+    site = json.loads((out / "site.json").read_text())
+    assert site["dataset"] == "fashion" and site["class_names"] == list(FASHION.class_names)
+    pages = {p.name: p.read_text() for p in out.glob("*.html")}
+    assert len(pages) == 1 + 5 + 304
+    for name, text in pages.items():
+        assert "digit" not in text.lower(), name
+    assert "Fashion-MNIST" in pages["index.html"] and "6 Shirt" in pages["index.html"]
+    assert "<td>6 (Shirt)</td>" in pages["output-6.html"]  # the per-class tables
+    assert "its class (activation" in pages["output-6.html"]
+    u = unit(out, "dense_1-0")
+    pref = FASHION.class_label(u["preferred"])
+    assert f"preferred class <b>{html.escape(pref)}</b>" in pages["dense_1-0.html"]
+    assert f"preferred class {html.escape(pref)} that excite it least" in pages["dense_1-0.html"]
+    label = FASHION.class_name(u["top"][0]["label"])
+    assert f'#{u["top"][0]["index"]} <b>{html.escape(label)}</b>' in pages["dense_1-0.html"]
+
+
+def test_fashion_needs_every_class():
+    from analysis.explore.build import build_site
+    from mnist_cnn.errors import UserError
+
+    images, labels = np.zeros((20, 28, 28), np.uint8), np.arange(20) % 9  # no Ankle boot
+    with pytest.raises(UserError, match="every class 0-9; check --data/--limit"):
+        build_site(None, "unused.keras", (images, labels), "unused", dataset="fashion")
+
+
+def test_an_mnist_model_is_refused_for_fashion(tmp_path, tiny_model_path, capsys):
+    from mnist_cnn.cli import main
+
+    out = tmp_path / "site"
+    rc = main(["explore", "--dataset", "fashion", "--model", str(tiny_model_path), "--out",
+               str(out), "--limit", "100"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith("mnist_cnn explore: error: model ")
+    assert "was trained on MNIST, not Fashion-MNIST" in err[0]
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_default_folders_per_dataset(tmp_path, monkeypatch):
+    """Without --out: reports/explorer for MNIST, reports/fashion/explorer for Fashion-MNIST
+    (`config.report_dir`), each with its data set's default model; `make explore DATASET=fashion`
+    passes the data set and builds the fashion model when it is missing."""
+    from mnist_cnn.cli import build_parser
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)  # the checks look at the (missing) default folders here
+    for argv, out, model in (([], "reports/explorer", "models/mnist_cnn.keras"),
+                             (["--dataset", "fashion"], "reports/fashion/explorer",
+                              "models/fashion/mnist_cnn.keras")):
+        args = build_parser().parse_args(["explore", *argv, "--check-only"])
+        assert args.out is None
+        args.check(args)
+        assert (args.out, args.model) == (out, model)
+    dry = subprocess.run(["make", "-n", "--no-print-directory", "-o", ".venv/.installed", "explore",
+                          "DATASET=fashion"], capture_output=True, text=True, timeout=60, cwd=root)
+    assert dry.returncode == 0, dry.stderr
+    commands = " ".join(dry.stdout.split())
+    assert 'explore --dataset fashion --model "models/fashion/mnist_cnn.keras" --check-only' in commands
+    assert "--no-print-directory models/fashion/mnist_cnn.keras" in commands  # built if missing

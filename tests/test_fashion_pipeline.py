@@ -5,7 +5,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from argparse import Namespace
 from pathlib import Path
 
@@ -14,14 +13,7 @@ import pytest
 from mnist_cnn import config
 from mnist_cnn.datasets import FASHION
 
-PROBE = ("import sys; from mnist_cnn.cli import main; rc = main(sys.argv[1:]); "
-         "print('tensorflow' in sys.modules); sys.exit(rc)")
 ROOT = Path(__file__).parents[1]
-
-
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT)
 
 
 def test_paths_per_dataset_and_the_makefile_agrees():
@@ -32,9 +24,7 @@ def test_paths_per_dataset_and_the_makefile_agrees():
     assert config.TrainConfig(dataset="fashion", out_dir="x").model_path == "x/mnist_cnn.keras"
     assert config.report_dir("mnist", "oip") == "reports/oip"
     assert config.report_dir("fashion", "oip") == "reports/fashion/oip"
-    assert config.output_paths("fashion", report="explore") == {
-        "dataset": "fashion", "model": "models/fashion/mnist_cnn.keras",
-        "out": "reports/fashion/explore"}
+    assert config.report_dir("fashion", "explorer") == "reports/fashion/explorer"
     from mnist_cnn.cli import analyze_out_dir
 
     assert analyze_out_dir("mnist", 4) == "reports/digit-4"
@@ -45,7 +35,7 @@ def test_paths_per_dataset_and_the_makefile_agrees():
     assert named == config.default_model("fashion")
 
 
-@pytest.mark.parametrize("args, expected", [
+BAD_CLASS_OR_DATASET = [
     (["analyze", "--dataset", "fashion", "--class", "shirtx"],
      "--class: Fashion-MNIST has no class 'shirtx': use 0-9 or a name (case-insensitive): "
      "T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot"),
@@ -61,24 +51,42 @@ def test_paths_per_dataset_and_the_makefile_agrees():
     (["train", "--dataset", "shoes"], "unknown dataset 'shoes'"),
     (["evaluate", "--dataset", "fashion"], "no model at models/fashion/mnist_cnn.keras; run "
      "`make train DATASET=fashion`"),
-])
-def test_bad_class_or_dataset_fails_before_tensorflow(args, expected, tmp_path):
-    result = run_cli(*args, *(["--out", str(tmp_path / "r")] if args[0] == "analyze" else []))
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and expected in lines[0], result.stderr
-    assert result.stdout.strip() in ("", "False")  # TensorFlow was never imported
-    assert not (tmp_path / "r").exists()
-
-
-@pytest.mark.parametrize("args", [
+]
+CLASS_NAMES_ACCEPTED = [
     ["--class", "shirt"], ["--class", "Ankle Boot", "--contrast", "sneakers"],
     ["--digit", "6", "--class", "Shirt"], ["--class", "6"],
-])
-def test_class_names_are_accepted(args):
-    result = run_cli("analyze", "--dataset", "fashion", *args, "--check-only")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False"
+]
+
+
+@pytest.fixture(scope="module")
+def class_option_results(cli_batch, tmp_path_factory):
+    """Every case above in one fresh Python, run in an empty folder (no models/ there)."""
+    folder = tmp_path_factory.mktemp("class_options")
+    bad = [[*args, *(["--out", str(folder / "r")] if args[0] == "analyze" else [])]
+           for args, _ in BAD_CLASS_OR_DATASET]
+    good = [["analyze", "--dataset", "fashion", *args, "--check-only"] for args in CLASS_NAMES_ACCEPTED]
+    results = cli_batch(bad + good, cwd=folder)
+    return results[:len(bad)], results[len(bad):], folder
+
+
+@pytest.mark.parametrize("case", range(len(BAD_CLASS_OR_DATASET)),
+                         ids=[" ".join(args) for args, _ in BAD_CLASS_OR_DATASET])
+def test_bad_class_or_dataset_fails_before_tensorflow(case, class_option_results):
+    bad, _, folder = class_option_results
+    result, expected = bad[case], BAD_CLASS_OR_DATASET[case][1]
+    assert result["rc"] == 2
+    lines = result["stderr"].strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result["stderr"]
+    assert not result["tensorflow"]
+    assert not (folder / "r").exists()
+
+
+@pytest.mark.parametrize("case", range(len(CLASS_NAMES_ACCEPTED)),
+                         ids=[" ".join(args) for args in CLASS_NAMES_ACCEPTED])
+def test_class_names_are_accepted(case, class_option_results):
+    result = class_option_results[1][case]
+    assert result["rc"] == 0, result["stderr"]
+    assert not result["tensorflow"]
 
 
 def test_make_takes_dataset_and_class():
@@ -175,6 +183,7 @@ def _report(model_path, dataset, digit, out, monkeypatch, sections):
     from analysis import report
     from analysis.report import context
     from analysis.report import sections as page
+    from mnist_cnn import data
 
     texts = []
     save = context.save_figure
@@ -184,6 +193,14 @@ def _report(model_path, dataset, digit, out, monkeypatch, sections):
         return save(fig, path)
 
     monkeypatch.setattr(context, "save_figure", recording)
+    # The first 2000 test images are enough for names and wording (the full set only costs time).
+    load_dataset = data.load_dataset
+
+    def first_test_images(*args):
+        train, (x_test, y_test) = load_dataset(*args)
+        return train, (x_test[:2000], y_test[:2000])
+
+    monkeypatch.setattr(data, "load_dataset", first_test_images)
     monkeypatch.setattr(page, "SECTIONS", [getattr(page, s) for s in sections])
     args = Namespace(dataset=dataset, digit=digit, contrast=None, samples=1, cmap="viridis",
                      layers=["conv_1"], out=str(out), model=str(model_path), data="")

@@ -4,14 +4,11 @@ cleanly (one line, exit status 2, no traceback, `reports/` untouched)."""
 import json
 import re
 import subprocess
-import sys
 from argparse import Namespace
 
 import numpy as np
 import pytest
 
-PROBE = ("import sys; from mnist_cnn.cli import main; rc = main(sys.argv[1:]); "
-         "print('tensorflow' in sys.modules); sys.exit(rc)")
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +77,7 @@ def test_given_contrast_is_used(tiny_model, tiny_model_path, mnist, tmp_path):
     assert s["contrast"] == 8 and s["contrast_source"] == "given"
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
-                          timeout=60)
-
-
-@pytest.mark.parametrize("args, expected", [
+BAD_ANALYZE = [
     (["analyze"], "the following arguments are required: --digit"),
     (["analyze", "--digit", "four"], "--digit: must be a digit 0-9, got 'four'"),
     (["analyze", "--digit", "12"], "--digit: must be a digit 0-9, got '12'"),
@@ -96,15 +88,27 @@ def run_cli(*args):
     (["analyze", "--digit", "4", "--layers", "conv_1,conv9"], "unknown layer 'conv9'"),
     (["analyze", "--digit", "4", "--cmap", "nocmap"], "unknown colormap 'nocmap'"),
     (["analyze", "--digit", "4", "--model", "/nonexistent/m.keras"], "no model at"),
-])
-def test_bad_arguments_fail_before_tensorflow(args, expected, tmp_path):
-    out = tmp_path / "reports" / "digit-4"
-    result = run_cli(*args, "--out", str(out))
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and expected in lines[0], result.stderr
-    assert result.stdout.strip() in ("", "False")  # TensorFlow was never imported
-    assert not (tmp_path / "reports").exists()
+]
+
+
+@pytest.fixture(scope="module")
+def bad_analyze_results(cli_batch, tmp_path_factory):
+    reports = tmp_path_factory.mktemp("bad_analyze") / "reports"
+    results = cli_batch([[*args, "--out", str(reports / f"case-{i}")]
+                         for i, (args, _) in enumerate(BAD_ANALYZE)])
+    return results, reports
+
+
+@pytest.mark.parametrize("case", range(len(BAD_ANALYZE)),
+                         ids=[" ".join(args) for args, _ in BAD_ANALYZE])
+def test_bad_arguments_fail_before_tensorflow(case, bad_analyze_results):
+    (results, reports), expected = bad_analyze_results, BAD_ANALYZE[case][1]
+    result = results[case]
+    assert result["rc"] == 2
+    lines = result["stderr"].strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result["stderr"]
+    assert not result["tensorflow"]
+    assert not reports.exists()  # nothing written
 
 
 def test_make_checks_digit_before_training(tmp_path):

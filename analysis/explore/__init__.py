@@ -3,6 +3,9 @@
 Modules: `compute` (the numbers, arrays in and out), `images` (PNGs from arrays, inline SVG),
 `render` (the HTML pages and JSON), `build` (compute, then render). This file holds the command's
 argument checks, which import no TensorFlow, and its entry point `run_explore`.
+
+`--dataset fashion` builds the site of a Fashion-MNIST model (default folder
+reports/fashion/explorer, `config.report_dir`); its pages name the classes ("6 (Shirt)").
 """
 
 from __future__ import annotations
@@ -13,8 +16,6 @@ import zipfile
 from pathlib import Path
 
 from mnist_cnn.errors import UserError
-
-DEFAULT_OUT = "reports/explorer"
 
 
 def check_model_file(path) -> None:
@@ -63,33 +64,35 @@ def check_out(out) -> None:
 
 def check_args(args) -> None:
     """Everything that can be checked before TensorFlow is imported (OUT, the model archive,
-    the data file's contents)."""
+    the data file's contents). The model's data set is checked when it is loaded."""
     check_out(args.out)
     check_model_file(args.model)
     if args.starts > 10:
         raise UserError(f"--starts must be at most 10, got {args.starts}")
     if args.data and not getattr(args, "check_only", False):
-        from mnist_cnn.data import load_mnist  # NumPy only; verifies the arrays' digests
+        from mnist_cnn.data import load_dataset  # NumPy only; verifies the arrays' digests
 
-        args.mnist = load_mnist(args.data)
+        args.arrays = load_dataset(args.dataset, args.data)
 
 
 def run_explore(args) -> int:
     """CLI entry: build the site in a temporary folder that replaces OUT only when complete."""
     from analysis.explore.build import build_site
-    from mnist_cnn.data import load_mnist
+    from mnist_cnn.data import load_dataset
     from mnist_cnn.fileio import atomic_dir
     from mnist_cnn.model import load_trained
 
-    model = load_trained(args.model)  # UserError for a missing/corrupt/foreign model
-    _, (x_test, y_test) = getattr(args, "mnist", None) or load_mnist(args.data or None)
+    # UserError for a missing/corrupt/foreign model, or one trained on the other data set
+    model = load_trained(args.model, dataset=args.dataset)
+    arrays = getattr(args, "arrays", None) or load_dataset(args.dataset, args.data or None)
+    _, (x_test, y_test) = arrays
     if args.limit:
         x_test, y_test = x_test[:args.limit], y_test[:args.limit]
     out = Path(args.out)
     with atomic_dir(out) as tmp:
         site = build_site(model, args.model, (x_test, y_test), tmp, steps=args.steps,
                           starts=args.starts, seed=args.seed, precision=args.precision,
-                          data_source=args.data or "")
+                          data_source=args.data or "", dataset=args.dataset)
     check = site["oip_check"]["conv_3"]
     print(f"test accuracy {site['test_accuracy']:.2%} on {site['test_images']} images; conv_3: "
           f"{check['best_beats']}/{check['live']} live maps' OIPs beat their largest test "

@@ -16,6 +16,7 @@ from analysis.oip.ascent import OIPConfig
 from mnist_cnn.errors import UserError
 from mnist_cnn.fileio import sha256_file
 from mnist_cnn.data import to_input
+from mnist_cnn.datasets import get_dataset
 
 GENERATOR = "mnist_cnn explore"  # marks a folder as an explorer site (safe to replace)
 
@@ -101,16 +102,19 @@ def oip_check(oips, stats) -> dict:
 
 
 def build_site(model, model_path, test_data, out, steps: int = 80, starts: int = 5, seed: int = 0,
-               precision: str = "auto", data_source: str = "", log=print) -> dict:
+               precision: str = "auto", data_source: str = "", dataset: str = "mnist",
+               log=print) -> dict:
     """Compute everything and write the site into the existing folder `out`.
 
     Parameters
     ----------
     model : keras.Model (float32, `load_trained`)
     model_path : its file (named and hashed on the index)
-    test_data : (x uint8 (N, 28, 28), y (N,)): every digit must occur
+    test_data : (x uint8 (N, 28, 28), y (N,)): every class must occur
     steps, starts, seed, precision : OIP settings (`analysis.oip.OIPConfig`; `starts` OIPs per
         unit, start s drawn with seed + s)
+    dataset : the data set of `test_data` ("mnist", "fashion"); recorded in site.json with its
+        class names, which the pages use where MNIST shows digits
     log : callable for progress lines (None: quiet)
 
     Returns
@@ -131,8 +135,10 @@ def build_site(model, model_path, test_data, out, steps: int = 80, starts: int =
 
     x_test, y_test = test_data
     x, y = to_input(np.asarray(x_test)), np.asarray(y_test).astype(int)
-    if len(set(y.tolist())) < 10:
-        raise UserError("the test data must hold images of every digit 0-9; check --data/--limit")
+    info = get_dataset(dataset)
+    if len(set(y.tolist())) < info.num_classes:
+        raise UserError(f"the test data must hold images of every {info.class_noun} "
+                        f"0-{info.num_classes - 1}; check --data/--limit")
     t = time.perf_counter()
     acts = C.scan(model, x)
     stats = {layer: C.unit_statistics(acts[layer], y, relu=layer != "output") for layer in C.LAYERS}
@@ -160,6 +166,7 @@ def build_site(model, model_path, test_data, out, steps: int = 80, starts: int =
     site = {
         "generator": GENERATOR,
         "model": {"file": str(model_path), "sha256": sha256_file(model_path)},
+        "dataset": info.name, "class_names": list(info.class_names),
         "data": data_source, "test_images": int(len(y)),
         "test_accuracy": _g((logits.argmax(axis=1) == y).mean(), 6),
         "per_class_accuracy": _gl(causal["base_accuracy"], 6),

@@ -14,6 +14,7 @@ import numpy as np
 
 from analysis.explore import images as im
 from analysis.explore.compute import LAYERS, SIZES
+from mnist_cnn.datasets import get_dataset
 
 ASSETS = Path(__file__).with_name("assets")
 KIND = {"conv_1": "Conv2D 3x3, ReLU", "conv_2": "Conv2D 3x3, ReLU (after 2x2 max-pool)",
@@ -32,6 +33,41 @@ def _measure(layer):
 
 def _pct(v, digits=2):
     return "&ndash;" if v is None else f"{100 * v:+.{digits}f}"
+
+
+def _dataset(site: dict):
+    """The site's `DatasetInfo` (sites written before Fashion-MNIST are MNIST)."""
+    return get_dataset(site.get("dataset", "mnist"))
+
+
+def _class(site: dict, k) -> str:
+    """Class `k` for a page: "6" for digits, "6 (Shirt)" where classes have names; None: a dash."""
+    return "&ndash;" if k is None else e(_dataset(site).class_label(k))
+
+
+def _plural(noun: str) -> str:
+    return noun + ("es" if noun.endswith("s") else "s")
+
+
+def _class_cells(site: dict) -> str:
+    """The header cells of a per-class table: the digits, or "6 (Shirt)"."""
+    return "".join(f"<td>{_class(site, k)}</td>" for k in range(_dataset(site).num_classes))
+
+
+def _class_key(site: dict) -> str:
+    """Which class each index on a chart's axis is, where classes have names ("" for digits)."""
+    info = _dataset(site)
+    if info.class_names == tuple(str(k) for k in range(info.num_classes)):
+        return ""
+    return " Classes: " + ", ".join(f"{k} {e(n)}" for k, n in enumerate(info.class_names)) + "."
+
+
+def _dataset_row(site: dict) -> str:
+    """The index's data-set row with the class names; none for MNIST (its pages stay as they were)."""
+    info = _dataset(site)
+    if info.name == "mnist":
+        return ""
+    return f"<tr><th>data set</th><td>{e(info.title)}.{_class_key(site)}</td></tr>"
 
 
 def _page(title: str, body: str, layer: str | None = None) -> str:
@@ -102,6 +138,7 @@ def index_page(site: dict) -> str:
         f"<h1>What every unit of the CNN reacts to</h1>"
         f'<table class="key"><tr><th>model</th><td><code>{e(site["model"]["file"])}</code></td></tr>'
         f'<tr><th>SHA-256</th><td><code>{site["model"]["sha256"]}</code></td></tr>'
+        + _dataset_row(site) +
         f'<tr><th>test accuracy</th><td>{100 * site["test_accuracy"]:.2f}% on {site["test_images"]:,} '
         f'test images{(" (" + e(site["data"]) + ")") if site["data"] else ""}</td></tr>'
         f'<tr><th>units</th><td>{total}: ' + ", ".join(f"{k} {v}" for k, v in SIZES.items()) + "</td></tr>"
@@ -113,13 +150,14 @@ def index_page(site: dict) -> str:
         "or type a unit's name in the box above (e.g. <code>conv_3-48</code>).</p>"
         '<div class="column"><div class="input">input 28&times;28</div>'
         + '<div class="arrow">&darr;</div>'.join(rows) +
-        "</div>" + _reading_guide() +
+        "</div>" + _reading_guide(site) +
         '<p class="small">All numbers: <a href="site.json">site.json</a> and one '
         "<code>&lt;unit&gt;.json</code> beside every unit page.</p>")
     return _page("mnist_cnn explorer", body)
 
 
-def _reading_guide() -> str:
+def _reading_guide(site: dict) -> str:
+    noun = _dataset(site).class_noun
     return (
         "<h2 id=\"how\">How to read the numbers</h2><ul>"
         "<li><b>Activation</b> of a unit on an image: for a conv map its peak, the largest value "
@@ -128,9 +166,9 @@ def _reading_guide() -> str:
         f"<li><b>Selectivity</b>: {SI_FORMULA}, with &mu;<sub>pref</sub> the mean activation on "
         "the preferred class (the class with the largest mean), &mu;<sub>rest</sub> the mean of the "
         "other nine class means, floor 0 after a ReLU (for logits the smallest on the test set). 0: "
-        "the unit responds to all digits alike; 1: only to its preferred digit. A unit that fires "
-        "on a handful of images of one digit also gets 1 (badge <i>rare</i>): read SI with the "
-        "AUC, which is then close to 0.5.</li>"
+        f"the unit responds to all {_plural(noun)} alike; 1: only to its preferred {noun}. A unit "
+        f"that fires on a handful of images of one {noun} also gets 1 (badge <i>rare</i>): read "
+        "SI with the AUC, which is then close to 0.5.</li>"
         "<li><b>AUC</b> (one vs rest): the probability that a random test image of the preferred "
         "class activates the unit more than a random image of another class. 0.5 is chance.</li>"
         "<li><b>Causal effect</b>: the change in test accuracy (percentage points) and in the "
@@ -152,7 +190,7 @@ def layer_page(site: dict, layer: str, units: list) -> str:
     tiles = []
     for u in units:
         c = u["causal"]
-        pref = "&ndash;" if u["preferred"] is None else u["preferred"]
+        pref = _class(site, u["preferred"])
         tiles.append(
             f'<a class="tile{" is-dead" if u["dead"] else ""}" href="{u["name"]}.html" '
             f'data-index="{u["index"]}" data-sel="{u["selectivity"]}" data-max="{u["max"]}" '
@@ -180,9 +218,11 @@ def layer_page(site: dict, layer: str, units: list) -> str:
     return _page(f"{layer} - mnist_cnn explorer", body, layer)
 
 
-def _captions(entries) -> str:
-    return " ".join(f'<span title="test image #{t["index"]}, label {t["label"]}">#{t["index"]} '
-                    f'<b>{t["label"]}</b> {t["activation"]:.3g}</span>' for t in entries)
+def _captions(site: dict, entries) -> str:
+    info = _dataset(site)
+    return " ".join(f'<span title="test image #{t["index"]}, label {e(info.class_label(t["label"]))}">'
+                    f'#{t["index"]} <b>{e(info.class_name(t["label"]))}</b> {t["activation"]:.3g}'
+                    "</span>" for t in entries)
 
 
 def _link_list(links, key) -> str:
@@ -199,8 +239,8 @@ def unit_page(site: dict, u: dict) -> str:
            + f'<a href="{layer}.html">{layer}</a> '
            + (f'<a rel="next" href="{u["next"]}.html">{u["next"]} &rarr;</a>' if u["next"] else "")
            + "</nav>")
-    pref = u["preferred"]
-    key = (f'<p class="keyline">preferred class <b>{"&ndash;" if pref is None else pref}</b> &middot; '
+    pref, noun = u["preferred"], _dataset(site).class_noun
+    key = (f'<p class="keyline">preferred class <b>{_class(site, pref)}</b> &middot; '
            f'selectivity <b>{u["selectivity"]:.3f}</b> &middot; AUC '
            f'<b>{"&ndash;" if u["auc_preferred"] is None else format(u["auc_preferred"], ".3f")}</b> '
            f'&middot; largest test activation <b>{u["max"]:.4g}</b> &middot; '
@@ -229,6 +269,7 @@ def unit_page(site: dict, u: dict) -> str:
                   "so no image excites it.</p></section>")
     else:
         crops, boxes = "", [t["box"] for t in u["top"]]
+        low = _dataset(site).class_label(pref)  # a live unit has a preferred class
         if boxes[0]:
             field = boxes[0][0][1] - boxes[0][0][0]
             enlarged = _strip(f"img/{name}-crops.png", 9, field, max(1, round(54 / field)),
@@ -240,17 +281,17 @@ def unit_page(site: dict, u: dict) -> str:
             f'{_strip(f"img/{name}-top.png", 9, 28, 3, f"top test images of {name}", boxes)}<figcaption>'
             f"The 9 test images that excite {name} most (test index, <b>label</b>, activation)"
             f"{'; box: receptive field of the peak' if layer.startswith('conv') else ''}.<br>"
-            f'{_captions(u["top"])}</figcaption></figure>{crops}</div><figure>'
-            f'{_strip(f"img/{name}-low.png", 9, 28, 3, f"least exciting images of class {pref}")}'
-            f"<figcaption>The 9 images of its preferred class {pref} that excite it least.<br>"
-            f'{_captions(u["low"])}</figcaption></figure></section>')
+            f'{_captions(site, u["top"])}</figcaption></figure>{crops}</div><figure>'
+            f'{_strip(f"img/{name}-low.png", 9, 28, 3, f"least exciting images of class {low}")}'
+            f"<figcaption>The 9 images of its preferred class {_class(site, pref)} that excite it "
+            f'least.<br>{_captions(site, u["low"])}</figcaption></figure></section>')
     auc_row = "".join(f"<td>{a:.3f}</td>" for a in u["auc"])
     classes = (
         f'<section id="classes"><h2>Activation by class</h2>'
         f'{im.box_plot(u["class_quantiles"], u["class_mean"], -1 if pref is None else pref)}'
-        "<p class=small>Per digit over the test set: whiskers 5&ndash;95%, box 25&ndash;75%, "
-        "line median, dot mean; orange: preferred class.</p>"
-        '<table class="nums"><tr><th>class</th>' + "".join(f"<td>{k}</td>" for k in range(10))
+        f"<p class=small>Per {noun} over the test set: whiskers 5&ndash;95%, box 25&ndash;75%, "
+        f"line median, dot mean; orange: preferred class.{_class_key(site)}</p>"
+        '<table class="nums"><tr><th>class</th>' + _class_cells(site)
         + f"</tr><tr><th>AUC one vs rest</th>{auc_row}</tr></table>"
         f"<p>Selectivity index {SI_FORMULA} = <b>{u['selectivity']:.3f}</b> (floor: 0 after a "
         "ReLU; for logits the smallest on the test set).</p></section>")
@@ -259,7 +300,7 @@ def unit_page(site: dict, u: dict) -> str:
     if "kernel" in circ:
         parts.append(f"<div><h3>Kernel (3&times;3 on the image)</h3>{im.kernel(circ['kernel'])}</div>")
     if "inputs" in circ:
-        measure = ("mean drive on images of its digit (activation &times; weight)" if layer == "output"
+        measure = (f"mean drive on images of its {noun} (activation &times; weight)" if layer == "output"
                    else "weight norm")
         parts.append(f"<div><h3>Strongest inputs ({measure})</h3>{_link_list(circ['inputs'], '')}</div>")
     if "outputs" in circ:
@@ -274,7 +315,7 @@ def unit_page(site: dict, u: dict) -> str:
         f"the mean true-class probability by <b>{_pct(c['probability_all'], 3)}</b> points.</p>"
         f'<div class="row">{im.bars(acc, "change in accuracy per class (pp)")}'
         f'{im.bars(prob, "change in mean true-class probability (pp)")}</div>'
-        '<table class="nums"><tr><th>class</th>' + "".join(f"<td>{k}</td>" for k in range(10))
+        '<table class="nums"><tr><th>class</th>' + _class_cells(site)
         + "</tr><tr><th>&Delta; accuracy (pp)</th>" + "".join(f"<td>{v:+.2f}</td>" for v in acc)
         + "</tr><tr><th>&Delta; probability (pp)</th>" + "".join(f"<td>{v:+.3f}</td>" for v in prob)
         + "</tr></table></section>")
