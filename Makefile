@@ -19,7 +19,8 @@ opt = $(if $(strip $($(1))),$(2) $($(1)))
 DATASET_ARGS = $(call opt,DATASET,--dataset)
 # Training options except the data set (the default-model rules below name theirs).
 RECIPE_ARGS  = $(call opt,EPOCHS,--epochs) $(call opt,BATCH,--batch-size) $(call opt,LR,--lr) \
-               $(call opt,MOMENTUM,--momentum) $(call opt,L2,--l2) $(call opt,SEED,--seed) \
+               $(call opt,MOMENTUM,--momentum) $(call opt,L2,--l2) $(call opt,LABEL_SMOOTHING,--label-smoothing) \
+               $(call opt,SEED,--seed) \
                $(call opt,PRECISION,--precision) $(call opt,TRAIN_LIMIT,--train-limit) \
                $(call opt,DATA,--data) $(if $(filter 1 yes true,$(AUGMENT)),--augment,$(if $(filter 0 no false,$(AUGMENT)),--no-augment,$(if $(AUGMENT),--augment=$(AUGMENT))))
 TRAIN_ARGS   = $(DATASET_ARGS) $(RECIPE_ARGS)
@@ -37,7 +38,7 @@ EXPLORE_ARGS = $(DATASET_ARGS) $(call opt,OUT,--out) $(call opt,STEPS,--steps) \
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make train [EPOCHS= BATCH= LR= MOMENTUM= L2= SEED= PRECISION= AUGMENT=0|1]"
+	@echo "make train [EPOCHS= BATCH= LR= MOMENTUM= L2= LABEL_SMOOTHING= SEED= PRECISION= AUGMENT=0|1]"
 	@echo "make evaluate [MODEL=]        make analyze DIGIT=4 [CONTRAST= SAMPLES= CMAP= MODEL=]"
 	@echo "  every command: DATASET=mnist|fashion (e.g. make analyze DATASET=fashion CLASS=shirt)"
 	@echo "make oip LAYER=conv_3 [STEPS= SEED= MAPS=0,5,17]"

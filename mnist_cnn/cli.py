@@ -13,8 +13,8 @@ import re
 import sys
 from pathlib import Path
 
-from mnist_cnn.config import (DEFAULT_MODEL, EXPERIMENTS, LAYER_SIZES, MAP_LAYERS, TrainConfig,
-                              default_model, default_out_dir, fields, report_dir)
+from mnist_cnn.config import (DEFAULT_MODEL, EXPERIMENTS, LAYER_SIZES, MAP_LAYERS, RECIPES,
+                              TrainConfig, default_model, default_out_dir, fields, report_dir)
 from mnist_cnn.datasets import DATASET_NAMES, class_index, get_dataset
 from mnist_cnn.errors import UserError
 
@@ -152,8 +152,9 @@ def add_train(sub):
         else:
             kind = {"int": int, "float": float}.get(f.type, str)
             parse = _number(kind, meta["check"]) if kind is not str else str
-            p.add_argument(flag, type=parse, default=f.default, help=f"{meta['help']} "
-                           f"(default {f.default!r})")
+            default = (f"default {f.default!r}" if f.default is not None else "default " +
+                       ", ".join(f"{d} {RECIPES[d][f.name]!r}" for d in RECIPES))
+            p.add_argument(flag, type=parse, default=f.default, help=f"{meta['help']} ({default})")
     p.set_defaults(run=run_train, check=check_train)
 
 

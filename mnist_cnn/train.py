@@ -90,19 +90,31 @@ def training_dataset(x, y, config: TrainConfig) -> tf.data.Dataset:
 
 def compiled_model(config: TrainConfig) -> keras.Model:
     """The untrained network under `config.precision` (resolved for this machine), compiled with
-    the recipe's SGD and loss."""
+    the recipe's SGD and loss (cross-entropy; on one-hot targets when labels are smoothed, see
+    `targets`)."""
     model = build_model(l2=config.l2, dtype_policy=resolve(config.precision), dataset=config.dataset)
+    loss = (keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+            if config.label_smoothing else "sparse_categorical_crossentropy")
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                  steps_per_execution=config.steps_per_execution)
+                  loss=loss, metrics=["accuracy"], steps_per_execution=config.steps_per_execution)
     return model
+
+
+def targets(labels, config: TrainConfig) -> np.ndarray:
+    """What the loss compares predictions with: the labels, or one-hot rows when labels are
+    smoothed (Keras smooths only one-hot targets)."""
+    if not config.label_smoothing:
+        return labels
+    return np.eye(10, dtype="float32")[labels]
 
 
 def run_id(config: TrainConfig) -> str:
     """Short digest of the settings that define a run (resume only into the same run)."""
     keys = {k: v for k, v in config.to_dict().items() if k not in ("out_dir", "data")}
-    if keys["dataset"] == "mnist":  # MNIST runs keep the ids they had before `dataset` existed
+    if keys["dataset"] == "mnist":  # MNIST runs keep the ids they had before these fields existed
         del keys["dataset"]
+        if not keys["label_smoothing"]:
+            del keys["label_smoothing"]
     else:
         keys["augmentation"] = AUGMENTATION[keys["dataset"]]
     keys["precision"] = resolve(config.precision)  # "auto" may differ between machines
@@ -199,7 +211,8 @@ def _train(config: TrainConfig, callbacks, verbose) -> dict:
         *callbacks,
     ]
     started = time.perf_counter()
-    model.fit(training_dataset(x_fit, y_fit, config), validation_data=(x_val, y_val),
+    model.fit(training_dataset(x_fit, targets(y_fit, config), config),
+              validation_data=(x_val, targets(y_val, config)),
               validation_freq=config.val_every, epochs=config.epochs, callbacks=fit_callbacks,
               verbose=verbose,
               shuffle=False)  # the dataset shuffles itself, seeded

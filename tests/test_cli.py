@@ -1,7 +1,6 @@
 """Command-line errors: one line on stderr, exit status 2, no traceback, no TensorFlow import."""
 
 import subprocess
-import sys
 
 import pytest
 
@@ -41,15 +40,18 @@ def test_make_variables_are_checked(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_corrupt_data_file_after_tensorflow_is_still_one_line(tmp_path):
+def test_corrupt_data_file_after_tensorflow_is_still_one_line(tmp_path, capsys):
+    """A file that passes the early checks (it exists) but fails to load inside training."""
+    from mnist_cnn.cli import main
+
     bad = tmp_path / "mnist.npz"
     bad.write_bytes(b"PK\x03\x04 truncated")
-    result = subprocess.run([sys.executable, "-m", "mnist_cnn", "train", "--epochs", "1",
-                             "--data", str(bad)], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
-    assert result.stderr.splitlines() == [f"mnist_cnn train: error: MNIST file {bad} is corrupt or truncated "
-                      "(BadZipFile); delete it or point --data at a good copy"], result.stderr
-    assert "Traceback" not in result.stderr
+    rc = main(["train", "--epochs", "1", "--data", str(bad), "--out-dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.splitlines() == [f"mnist_cnn train: error: MNIST file {bad} is corrupt or truncated "
+                                "(BadZipFile); delete it or point --data at a good copy"], err
+    assert not (tmp_path / "out" / "mnist_cnn.keras").exists()
 
 
 def test_evaluate_prints_accuracy_and_confusion_matrix(tiny_run, capsys):

@@ -124,6 +124,11 @@ def test_fashion_training_records_its_dataset(tiny_fashion_run, tmp_path):
     assert metrics["dataset"] == "fashion" and metrics["class_names"] == list(FASHION.class_names)
     assert metrics["config"]["dataset"] == "fashion"
     assert metrics["augmentation"] == list(config.AUGMENTATION["fashion"])
+    # the data set's recipe (config.RECIPES): smoothed labels, so one-hot targets, and it trained
+    assert metrics["config"]["label_smoothing"] == config.RECIPES["fashion"]["label_smoothing"] > 0
+    assert metrics["config"]["l2"] == config.RECIPES["fashion"]["l2"]
+    history = json.loads((Path(cfg.out_dir) / "history.json").read_text())
+    assert history["accuracy"][-1] > 0.25  # mean over its 1 epoch on 2000 images; chance 0.1
     saved = keras.saving.load_model(cfg.model_path, compile=False)
     assert saved.name == config.MODEL_NAMES["fashion"] == "mnist_cnn_fashion"
     assert model_dataset(load_trained(cfg.model_path)) == "fashion"

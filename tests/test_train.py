@@ -89,6 +89,42 @@ def test_failed_write_keeps_the_old_file(tmp_path):
     assert list(tmp_path.iterdir()) == [target]
 
 
+def test_recipe_values_per_dataset_and_explicit_values_win():
+    from mnist_cnn.config import RECIPES
+
+    assert TrainConfig().l2 == 0.0005 and TrainConfig().label_smoothing == 0.0
+    fashion = TrainConfig(dataset="fashion")
+    assert (fashion.l2, fashion.label_smoothing) == (RECIPES["fashion"]["l2"],
+                                                     RECIPES["fashion"]["label_smoothing"])
+    assert TrainConfig(dataset="fashion", l2=0.0005, label_smoothing=0.0).l2 == 0.0005
+    assert TrainConfig(dataset="fashion", label_smoothing=0.0).label_smoothing == 0.0
+
+
+def test_run_ids_of_mnist_runs_did_not_change():
+    """An interrupted MNIST run resumes after an upgrade: new fields at their MNIST value leave
+    the id as it was (ids computed before `dataset` and `label_smoothing` existed)."""
+    from mnist_cnn.train import run_id
+
+    assert run_id(TrainConfig(precision="float32")) == "362cc86d6ac0"
+    assert run_id(TrainConfig(precision="float32", epochs=3, seed=2)) == "6284fabb9cfc"
+    assert run_id(TrainConfig(precision="float32", label_smoothing=0.1)) != "362cc86d6ac0"
+
+
+def test_smoothed_labels_train_on_one_hot_targets():
+    import numpy as np
+
+    from mnist_cnn.train import compiled_model, targets
+
+    labels = np.array([3, 0, 9])
+    plain, smooth = TrainConfig(precision="float32"), TrainConfig(precision="float32", label_smoothing=0.1)
+    assert targets(labels, plain) is labels
+    assert targets(labels, smooth).tolist() == np.eye(10)[labels].tolist()
+    loss = compiled_model(smooth).loss
+    assert isinstance(loss, keras.losses.CategoricalCrossentropy)
+    assert loss.get_config()["label_smoothing"] == 0.1
+    assert compiled_model(plain).loss == "sparse_categorical_crossentropy"
+
+
 def test_learning_rate_schedule_warms_up_then_decays():
     rate = lr_schedule(TrainConfig(epochs=10, lr=0.1, lr_final=0.01, warmup_epochs=1))
     rates = [rate(e) for e in range(10)]

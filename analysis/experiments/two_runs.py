@@ -31,13 +31,14 @@ ACT_IMAGES_CONV1 = 1000
 NEAR_IDENTICAL = 0.9
 
 
-def train_run(seed, epochs=EPOCHS, train_limit=TRAIN_LIMIT, data=None):
+def train_run(seed, epochs=EPOCHS, train_limit=TRAIN_LIMIT, data=None, test_images=None):
     """Train the series' CNN briefly with the project's recipe, keeping the initial weights.
 
     Returns
     -------
     dict
-        init and trained (lists of float32 weight arrays, Keras order), seconds, test_accuracy.
+        init and trained (lists of float32 weight arrays, Keras order), seconds, test_accuracy
+        (on the first `test_images` test images; None: all 10,000).
     """
     import keras
 
@@ -54,7 +55,8 @@ def train_run(seed, epochs=EPOCHS, train_limit=TRAIN_LIMIT, data=None):
     model.fit(training_dataset(x_fit, y_fit, config), epochs=epochs, verbose=0, shuffle=False,
               callbacks=[keras.callbacks.LearningRateScheduler(lr_schedule(config))])
     seconds = time.perf_counter() - started
-    _, accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
+    _, accuracy = model.evaluate(x_test[:test_images], y_test[:test_images], batch_size=1000,
+                                 verbose=0)
     return {"init": init, "trained": [w.astype("float32") for w in model.get_weights()],
             "seconds": seconds, "test_accuracy": float(accuracy), "train_images": len(x_fit)}
 
@@ -222,8 +224,8 @@ def run(out, seed=0, data=None, epochs=EPOCHS, train_limit=TRAIN_LIMIT, test_ima
     from mnist_cnn.data import load_mnist, to_input
     from mnist_cnn.fileio import save_figure, save_npz, write_json
 
-    run_a = train_run(seed, epochs, train_limit, data)
-    run_b = train_run(seed + 1, epochs, train_limit, data)
+    run_a = train_run(seed, epochs, train_limit, data, test_images)
+    run_b = train_run(seed + 1, epochs, train_limit, data, test_images)
     _, (x_test, _) = load_mnist(data)
     x_test = x_test[:test_images]  # None: all 10,000 (fewer: quick runs such as the tests)
     results = compare_runs(run_a, run_b, to_input(x_test))
