@@ -13,17 +13,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-# Tests that share a trained session fixture run in one xdist worker, so the fixture is built
+# Tests that share a trained session fixture run in one xdist worker, so each fixture is built
 # once; the rest are spread over the workers (`make test` runs `pytest -n 2 --dist loadgroup`).
-SHARED_TRAININGS = {"tiny_run", "tiny_model_path", "tiny_model", "tiny_fashion_run",
-                    "tiny_fashion_model_path", "explorer_site"}
+# No test may use fixtures of both groups (it would form a third group and train both again).
+SHARED_TRAININGS = {
+    "tiny_mnist": {"tiny_run", "tiny_model_path", "tiny_model", "explorer_site"},
+    "tiny_fashion": {"tiny_fashion_run", "tiny_fashion_model_path"},
+}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items):
     for item in items:
-        if SHARED_TRAININGS & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("shared_trainings"))
+        for group, fixtures in SHARED_TRAININGS.items():
+            if fixtures & set(getattr(item, "fixturenames", ())):
+                item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +45,7 @@ def tiny_run(tmp_path_factory, mnist):
 
     out = tmp_path_factory.mktemp("tiny_model")
     config = TrainConfig(epochs=2, train_limit=6000, batch_size=32, lr=0.05, lr_final=0.3,
-                         warmup_epochs=0, augment=False, precision="float32",
+                         warmup_epochs=0, augment=False, val_size=2000, precision="float32",
                          out_dir=str(out))
     return config, train(config, verbose=0)
 
@@ -77,6 +81,32 @@ def tiny_fashion_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_fashion_model_path(tiny_fashion_run):
     return tiny_fashion_run[0].model_path
+
+
+@pytest.fixture
+def first_test_images(monkeypatch):
+    """Commands in this test load only the first 2000 test images of either data set: enough for
+    paths, names and wording; the full 10,000 only cost time."""
+    from mnist_cnn import data
+
+    load_dataset = data.load_dataset
+
+    def first_2000(*args, **kwargs):
+        train, (x_test, y_test) = load_dataset(*args, **kwargs)
+        return train, (x_test[:2000], y_test[:2000])
+
+    monkeypatch.setattr(data, "load_dataset", first_2000)
+
+
+@pytest.fixture(scope="session")
+def untrained_mnist_model_path(tmp_path_factory):
+    """An untrained MNIST model file: enough where only the model's data set matters (it is in
+    the file, as the Keras model's name), at no training cost."""
+    from mnist_cnn.model import build_model
+
+    path = tmp_path_factory.mktemp("untrained_mnist") / "mnist_cnn.keras"
+    build_model(dataset="mnist").save(path)
+    return str(path)
 
 
 @pytest.fixture(scope="session")

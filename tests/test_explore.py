@@ -286,11 +286,11 @@ def test_fashion_needs_every_class():
         build_site(None, "unused.keras", (images, labels), "unused", dataset="fashion")
 
 
-def test_an_mnist_model_is_refused_for_fashion(tmp_path, tiny_model_path, capsys):
+def test_an_mnist_model_is_refused_for_fashion(tmp_path, untrained_mnist_model_path, capsys):
     from mnist_cnn.cli import main
 
     out = tmp_path / "site"
-    rc = main(["explore", "--dataset", "fashion", "--model", str(tiny_model_path), "--out",
+    rc = main(["explore", "--dataset", "fashion", "--model", str(untrained_mnist_model_path), "--out",
                str(out), "--limit", "100"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1, err

@@ -67,6 +67,14 @@ def test_page_is_self_contained(report):
     assert "<script" not in page and "http" not in page
 
 
+def test_mnist_report_speaks_of_digits(report):
+    out, summary = report
+    page = (out / "index.html").read_text()
+    assert summary["dataset"] == "mnist" and summary["class_name"] == "4"
+    assert "digit / contrast" in page and "How the CNN sees a 4" in page
+    assert "analyze --digit 4" in page and "Shirt" not in page
+
+
 def test_given_contrast_is_used(tiny_model, tiny_model_path, mnist, tmp_path):
     from analysis.report import build_report
     from analysis.report.sections import confusion_section
@@ -146,7 +154,8 @@ def test_bad_model_files(kind, tmp_path, capsys):
     assert not (tmp_path / "reports").exists()
 
 
-def test_failed_run_leaves_the_old_report(tiny_model_path, tmp_path, monkeypatch, capsys):
+def test_failed_run_leaves_the_old_report(tiny_model_path, tmp_path, monkeypatch, capsys,
+                                          first_test_images):
     """A section failing half-way: the previous report stays whole, no temporary folder left."""
     from analysis.report import sections
     from mnist_cnn.errors import UserError
@@ -167,7 +176,7 @@ def test_failed_run_leaves_the_old_report(tiny_model_path, tmp_path, monkeypatch
     assert (out / "index.html").read_text() == "old report"
 
 
-def test_run_analyze_cli(tiny_model_path, tmp_path, monkeypatch, capsys):
+def test_run_analyze_cli(tiny_model_path, tmp_path, monkeypatch, capsys, first_test_images):
     """The CLI entry end to end, with the report sections reduced to the cheap ones."""
     from analysis import report
     from analysis.report import sections

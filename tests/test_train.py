@@ -31,7 +31,7 @@ def test_short_training_learns(tiny_run):
 def test_same_seed_same_metrics(tmp_path):
     """Same seed, same machine, same process: identical numbers, augmentation included (a short
     run, so the test stays cheap; the shuffle, augmentation and initialisation are all seeded)."""
-    config = TrainConfig(epochs=2, train_limit=1000, batch_size=50, augment=True, val_every=1,
+    config = TrainConfig(epochs=1, train_limit=1000, batch_size=50, augment=True, val_every=1,
                          val_size=500, precision="float32", out_dir=str(tmp_path / "a"))
     first = train(config, verbose=0)
     again = train(TrainConfig(**{**config.to_dict(), "out_dir": str(tmp_path / "b")}), verbose=0)
@@ -62,7 +62,7 @@ def test_interrupted_training_resumes(tmp_path):
     """Interrupted after epoch 1, the next run restores epochs 0-1 and trains only epoch 2. With
     validation every 2 epochs, the resumed epoch 2 is not validated but epoch 1 was: the history
     keeps both kinds of rows under the right columns."""
-    config = TrainConfig(epochs=3, train_limit=1500, batch_size=100, augment=False, val_every=2,
+    config = TrainConfig(epochs=3, train_limit=600, batch_size=100, augment=False, val_every=2,
                          val_size=500, precision="float32", out_dir=str(tmp_path))
     with pytest.raises(KeyboardInterrupt):
         train(config, callbacks=[_Interrupt(after_epoch=1)], verbose=0)
