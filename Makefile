@@ -49,7 +49,8 @@ help:
 # The stamp is written only after every requirement imports at its pinned version
 # (mnist_cnn/envcheck.py). pip records a package before all its files are in place, so a make
 # killed during pip can leave a .venv that pip calls "satisfied"; one that fails the check is
-# built afresh. PIP_ARGS passes options to pip (tests use a local wheel folder).
+# built afresh. PIP_ARGS passes options to pip (tests use a local wheel folder), VENV_ARGS to
+# `python -m venv` (e.g. --system-site-packages).
 PIP_INSTALL = $(PY) -m pip install --quiet $(PIP_ARGS) --upgrade pip && \
               $(PY) -m pip install --quiet $(PIP_ARGS) -r requirements.txt
 ENVCHECK    = TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m mnist_cnn.envcheck requirements.txt 2>/dev/null
@@ -59,7 +60,7 @@ $(STAMP): requirements.txt
 	@if test -x $(PY) && $(PIP_INSTALL) && $(ENVCHECK); then :; else \
 	  if test -e $(VENV); then echo "make: $(VENV) is incomplete; building it afresh" >&2; rm -rf $(VENV); fi; \
 	  echo "make: building $(VENV) from requirements.txt" >&2; \
-	  $(PYTHON) -m venv $(VENV) && $(PIP_INSTALL) && TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m mnist_cnn.envcheck requirements.txt; \
+	  $(PYTHON) -m venv $(VENV_ARGS) $(VENV) && $(PIP_INSTALL) && TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m mnist_cnn.envcheck requirements.txt; \
 	fi
 	@touch $@
 

@@ -49,9 +49,20 @@ def project(tmp_path):
     return tmp_path
 
 
+def _base_has_pip() -> bool:
+    base = getattr(sys, "_base_executable", sys.executable)
+    return subprocess.run([base, "-m", "pip", "--version"], capture_output=True).returncode == 0
+
+
+# Where the base interpreter has pip, the scratch .venv borrows it (no pip copied into each
+# venv: 0.5 s instead of 6 s per build); the Makefile logic under test is the same.
+VENV_ARGS = "--without-pip --system-site-packages" if _base_has_pip() else ""
+
+
 def make_venv(project):
     return subprocess.run(["make", "--no-print-directory", "venv", f"PYTHON={sys.executable}",
-                           f"PIP_ARGS=--no-index --find-links {project / 'wheels'}"],
+                           f"PIP_ARGS=--no-index --find-links {project / 'wheels'}",
+                           f"VENV_ARGS={VENV_ARGS}"],
                           cwd=project, capture_output=True, text=True, timeout=240)
 
 
