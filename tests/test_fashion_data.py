@@ -83,6 +83,17 @@ def sandbox(tmp_path, monkeypatch):
     return tmp_path
 
 
+def serve_fake_debian(sandbox, monkeypatch):
+    """A fake package of tiny arrays that the loader trusts (digests patched) and "downloads";
+    returns (arrays, path of the .deb)."""
+    arrays = tiny_arrays()
+    deb = build_deb(sandbox, arrays)
+    monkeypatch.setattr(fashion_data, "FASHION_EXPECTED", expected_for(arrays))
+    monkeypatch.setattr(fashion_data, "FASHION_DEB_SHA256", hashlib.sha256(deb.read_bytes()).hexdigest())
+    monkeypatch.setattr(fashion_data, "_apt_get_download", fake_download(deb))
+    return arrays, deb
+
+
 def as_dict(loaded):
     (x_train, y_train), (x_test, y_test) = loaded
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
@@ -139,11 +150,7 @@ def test_bad_gzip_is_one_line_error(tmp_path):
 
 @needs_dpkg
 def test_debian_fetch_verifies_and_fills_the_keras_cache(sandbox, monkeypatch):
-    arrays = tiny_arrays()
-    deb = build_deb(sandbox, arrays)
-    monkeypatch.setattr(fashion_data, "FASHION_EXPECTED", expected_for(arrays))
-    monkeypatch.setattr(fashion_data, "FASHION_DEB_SHA256", hashlib.sha256(deb.read_bytes()).hexdigest())
-    monkeypatch.setattr(fashion_data, "_apt_get_download", fake_download(deb))
+    arrays, deb = serve_fake_debian(sandbox, monkeypatch)
     assert_same(as_dict(data.load_dataset("fashion")), arrays)
 
     cache = fashion_data.fashion_cache_dir()
@@ -204,11 +211,7 @@ def test_deb_without_the_idx_files_is_refused(sandbox, monkeypatch):
 
 @needs_dpkg
 def test_corrupt_cache_is_fetched_again(sandbox, monkeypatch):
-    arrays = tiny_arrays()
-    deb = build_deb(sandbox, arrays)
-    monkeypatch.setattr(fashion_data, "FASHION_EXPECTED", expected_for(arrays))
-    monkeypatch.setattr(fashion_data, "FASHION_DEB_SHA256", hashlib.sha256(deb.read_bytes()).hexdigest())
-    monkeypatch.setattr(fashion_data, "_apt_get_download", fake_download(deb))
+    arrays, deb = serve_fake_debian(sandbox, monkeypatch)
     cache = fashion_data.fashion_cache_dir()
     cache.mkdir(parents=True)
     for fname in fashion_data.FASHION_FILES.values():
@@ -219,11 +222,7 @@ def test_corrupt_cache_is_fetched_again(sandbox, monkeypatch):
 
 @needs_dpkg
 def test_unwritable_cache_still_returns_the_data(sandbox, monkeypatch):
-    arrays = tiny_arrays()
-    deb = build_deb(sandbox, arrays)
-    monkeypatch.setattr(fashion_data, "FASHION_EXPECTED", expected_for(arrays))
-    monkeypatch.setattr(fashion_data, "FASHION_DEB_SHA256", hashlib.sha256(deb.read_bytes()).hexdigest())
-    monkeypatch.setattr(fashion_data, "_apt_get_download", fake_download(deb))
+    arrays, deb = serve_fake_debian(sandbox, monkeypatch)
     (sandbox / "keras").write_text("a file where the Keras folder should be")
     assert_same(as_dict(fashion_data.load_fashion()), arrays)
 
