@@ -19,8 +19,8 @@ opt = $(if $(strip $($(1))),$(2) $($(1)))
 DATASET_ARGS = $(call opt,DATASET,--dataset)
 # Training options except the data set (the default-model rules below name theirs).
 RECIPE_ARGS  = $(call opt,EPOCHS,--epochs) $(call opt,BATCH,--batch-size) $(call opt,LR,--lr) \
-               $(call opt,MOMENTUM,--momentum) $(call opt,L2,--l2) $(call opt,LABEL_SMOOTHING,--label-smoothing) \
-               $(call opt,SEED,--seed) \
+               $(call opt,MOMENTUM,--momentum) $(call opt,L2,--l2) \
+               $(call opt,LABEL_SMOOTHING,--label-smoothing) $(call opt,SEED,--seed) \
                $(call opt,PRECISION,--precision) $(call opt,TRAIN_LIMIT,--train-limit) \
                $(call opt,DATA,--data) $(if $(filter 1 yes true,$(AUGMENT)),--augment,$(if $(filter 0 no false,$(AUGMENT)),--no-augment,$(if $(AUGMENT),--augment=$(AUGMENT))))
 TRAIN_ARGS   = $(DATASET_ARGS) $(RECIPE_ARGS)

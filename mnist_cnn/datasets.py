@@ -56,10 +56,15 @@ class DatasetInfo:
         """The name of class `index` ("Shirt"; for MNIST the digit itself, "6")."""
         return self.class_names[index]
 
+    @property
+    def has_class_names(self) -> bool:
+        """True where classes have names of their own (Fashion-MNIST), False for digits."""
+        return any(name != str(index) for index, name in enumerate(self.class_names))
+
     def class_label(self, index: int) -> str:
         """`index` for people: "6 (Shirt)" where classes have names, "6" for digits."""
         name = self.class_names[index]
-        return name if name == str(index) else f"{index} ({name})"
+        return f"{index} ({name})" if self.has_class_names else name
 
 
 def _norm(text: str) -> str:

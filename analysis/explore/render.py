@@ -57,7 +57,7 @@ def _class_cells(site: dict) -> str:
 def _class_key(site: dict) -> str:
     """Which class each index on a chart's axis is, where classes have names ("" for digits)."""
     info = _dataset(site)
-    if info.class_names == tuple(str(k) for k in range(info.num_classes)):
+    if not info.has_class_names:
         return ""
     return " Classes: " + ", ".join(f"{k} {e(n)}" for k, n in enumerate(info.class_names)) + "."
 
@@ -65,7 +65,7 @@ def _class_key(site: dict) -> str:
 def _dataset_row(site: dict) -> str:
     """The index's data-set row with the class names; none for MNIST (its pages stay as they were)."""
     info = _dataset(site)
-    if info.name == "mnist":
+    if not info.has_class_names:
         return ""
     return f"<tr><th>data set</th><td>{e(info.title)}.{_class_key(site)}</td></tr>"
 
