@@ -233,7 +233,7 @@ def _link_list(links, key) -> str:
 
 def unit_page(site: dict, u: dict) -> str:
     name, layer, o, c = u["name"], u["layer"], u["oip"], u["causal"]
-    nav = (f'<nav class="unitnav">'
+    nav = ('<nav class="unitnav">'
            + (f'<a rel="prev" href="{u["previous"]}.html">&larr; {u["previous"]}</a> '
               if u["previous"] else "")
            + f'<a href="{layer}.html">{layer}</a> '
