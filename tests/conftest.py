@@ -84,6 +84,18 @@ def tiny_fashion_model_path(tiny_fashion_run):
 
 
 @pytest.fixture
+def run_main(capsys):
+    """`run_main(argv) -> (exit status, stderr lines)`: `mnist_cnn.cli.main` in this process."""
+    from mnist_cnn.cli import main
+
+    def run(argv):
+        rc = main(argv)
+        return rc, capsys.readouterr().err.strip().splitlines()
+
+    return run
+
+
+@pytest.fixture
 def first_test_images(monkeypatch):
     """Commands in this test load only the first 2000 test images of either data set: enough for
     paths, names and wording; the full 10,000 only cost time."""

@@ -142,21 +142,12 @@ def test_fashion_training_records_its_dataset(tiny_fashion_run, tmp_path):
                                                                         "RandomRotation"]
 
 
-def _one_error(main_args, capsys):
-    from mnist_cnn.cli import main
-
-    rc = main(main_args)
-    err = capsys.readouterr().err.strip().splitlines()
-    return rc, err
-
-
 def test_a_model_of_the_other_dataset_is_refused(untrained_mnist_model_path,
-                                                 tiny_fashion_model_path, tmp_path, capsys):
-    rc, err = _one_error(["evaluate", "--dataset", "fashion", "--model",
-                          untrained_mnist_model_path], capsys)
+                                                 tiny_fashion_model_path, tmp_path, run_main):
+    rc, err = run_main(["evaluate", "--dataset", "fashion", "--model", untrained_mnist_model_path])
     assert rc == 2 and len(err) == 1, err
     assert "was trained on MNIST, not Fashion-MNIST; pass --dataset mnist" in err[0]
-    rc, err = _one_error(["evaluate", "--model", tiny_fashion_model_path], capsys)
+    rc, err = run_main(["evaluate", "--model", tiny_fashion_model_path])
     assert rc == 2 and len(err) == 1, err
     assert "was trained on Fashion-MNIST, not MNIST; pass --dataset fashion" in err[0]
     # A copy without its metrics.json still knows: the data set is inside the .keras file.
@@ -165,7 +156,7 @@ def test_a_model_of_the_other_dataset_is_refused(untrained_mnist_model_path,
     out = tmp_path / "r"
     for command in (["analyze", "--digit", "4", "--out", str(out)], ["oip", "--layer", "conv_1",
                                                                      "--out", str(out)]):
-        rc, err = _one_error([*command, "--model", str(copy)], capsys)
+        rc, err = run_main([*command, "--model", str(copy)])
         assert rc == 2 and len(err) == 1 and "trained on Fashion-MNIST" in err[0], err
     assert not out.exists()
 

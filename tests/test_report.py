@@ -129,16 +129,8 @@ def test_make_checks_digit_before_training(tmp_path):
     assert "train" not in result.stdout
 
 
-def _main(args, capsys):
-    from mnist_cnn.cli import main
-
-    rc = main(args)
-    err = capsys.readouterr().err.strip().splitlines()
-    return rc, err
-
-
 @pytest.mark.parametrize("kind", ["corrupt", "foreign"])
-def test_bad_model_files(kind, tmp_path, capsys):
+def test_bad_model_files(kind, tmp_path, run_main):
     import keras
 
     path = tmp_path / "model.keras"
@@ -148,13 +140,13 @@ def test_bad_model_files(kind, tmp_path, capsys):
         inputs = keras.Input((28, 28, 1))
         keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs))).save(path)
     out = tmp_path / "reports" / "digit-4"
-    rc, err = _main(["analyze", "--digit", "4", "--model", str(path), "--out", str(out)], capsys)
+    rc, err = run_main(["analyze", "--digit", "4", "--model", str(path), "--out", str(out)])
     assert rc == 2 and len(err) == 1
     assert ("cannot load model" if kind == "corrupt" else "not the mnist_cnn architecture") in err[0]
     assert not (tmp_path / "reports").exists()
 
 
-def test_failed_run_leaves_the_old_report(tiny_model_path, tmp_path, monkeypatch, capsys,
+def test_failed_run_leaves_the_old_report(tiny_model_path, tmp_path, monkeypatch, run_main,
                                           first_test_images):
     """A section failing half-way: the previous report stays whole, no temporary folder left."""
     from analysis.report import sections
@@ -168,8 +160,8 @@ def test_failed_run_leaves_the_old_report(tiny_model_path, tmp_path, monkeypatch
         raise UserError("disk full (simulated)")
 
     monkeypatch.setattr(sections, "SECTIONS", [sections.kernels_section, broken])
-    rc, err = _main(["analyze", "--digit", "4", "--contrast", "9", "--model",
-                     str(tiny_model_path), "--out", str(out)], capsys)
+    rc, err = run_main(["analyze", "--digit", "4", "--contrast", "9", "--model",
+                        str(tiny_model_path), "--out", str(out)])
     assert rc == 2 and err == ["mnist_cnn analyze: error: disk full (simulated)"]
     assert [p.name for p in out.parent.iterdir()] == ["digit-4"]
     assert [p.name for p in out.iterdir()] == ["index.html"]
