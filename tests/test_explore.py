@@ -10,7 +10,6 @@ import html
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -191,12 +190,8 @@ def test_oip_of_every_live_conv_3_map_beats_its_test_maximum(tiny_model, x_test)
         assert (best > data_max[short]).all(), f"maps not beaten: {short[best <= data_max[short]]}"
 
 
-PROBE = ("import sys, json; from mnist_cnn.cli import main; out = []\n"
-         "for argv in json.loads(sys.argv[1]): out.append(main(argv))\n"
-         "print(json.dumps([out, 'tensorflow' in sys.modules]))")
-
-
-def test_bad_input_is_one_line_and_status_2_without_tensorflow(tmp_path, tiny_model_path):
+def test_bad_input_is_one_line_and_status_2_without_tensorflow(tmp_path, tiny_model_path,
+                                                              cli_batch):
     not_zip = tmp_path / "broken.keras"
     not_zip.write_bytes(b"not a zip")
     bad_npz = tmp_path / "mnist.npz"
@@ -217,14 +212,13 @@ def test_bad_input_is_one_line_and_status_2_without_tensorflow(tmp_path, tiny_mo
         (["explore", "--model", model, "--out", str(a_file / "site")], "is not a folder"),
         (["explore", "--model", model, "--starts", "11"], "at most 10"),
     ]
-    result = subprocess.run([sys.executable, "-c", PROBE, json.dumps([c for c, _ in cases])],
-                            capture_output=True, text=True, timeout=120)
-    codes, tensorflow_imported = json.loads(result.stdout.strip().splitlines()[-1])
-    assert codes == [2] * len(cases) and not tensorflow_imported
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == len(cases), result.stderr
-    for line, (_, expected) in zip(lines, cases):
-        assert line.startswith("mnist_cnn explore: error:") and expected in line, line
+    results = cli_batch([argv for argv, _ in cases])
+    assert [r["rc"] for r in results] == [2] * len(cases)
+    assert not any(r["tensorflow"] for r in results)
+    for r, (_, expected) in zip(results, cases):
+        lines = r["stderr"].strip().splitlines()
+        assert len(lines) == 1, r["stderr"]
+        assert lines[0].startswith("mnist_cnn explore: error:") and expected in lines[0], lines[0]
     assert (foreign / "notes.txt").read_text() == "mine" and a_file.read_text() == "x"
 
 

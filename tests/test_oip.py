@@ -5,8 +5,6 @@ Runs on the session's tiny model with few steps and float32 (bfloat16 rounding w
 batched-vs-single comparison depend on the batch size).
 """
 
-import subprocess
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -119,11 +117,7 @@ def test_command_writes_png_and_npz(tiny_model_path, tmp_path, capsys):
     assert "conv_3: 3 OIPs, 10 steps" in printed and "above the largest test-image" in printed
 
 
-PROBE = ("import sys; from mnist_cnn.cli import main; rc = main(sys.argv[1:]); "
-         "print('tensorflow' in sys.modules); sys.exit(rc)")
-
-
-@pytest.mark.parametrize("args, expected", [
+BAD_OIP_ARGUMENTS = [
     (["--layer", "conv_9"], "--layer: invalid choice: 'conv_9'"),
     (["--layer", "conv_3", "--maps", "0,128"], "--maps: index 128 is out of range for conv_3"),
     (["--layer", "conv_1", "--maps", "-1"], "index -1 is out of range for conv_1"),
@@ -133,14 +127,22 @@ PROBE = ("import sys; from mnist_cnn.cli import main; rc = main(sys.argv[1:]); "
     (["--layer", "conv_3", "--seed", "x"], "--seed: expected an integer, got 'x'"),
     (["--layer", "conv_3", "--precision", "f16"], "--precision: invalid choice: 'f16'"),
     (["--layer", "conv_3", "--model", "/nonexistent.keras"], "no model at /nonexistent.keras"),
-])
-def test_bad_input_is_one_line_before_tensorflow(args, expected):
-    result = subprocess.run([sys.executable, "-c", PROBE, "oip", *args], capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and expected in lines[0], result.stderr
-    assert result.stdout.strip() in ("", "False")
+]
+
+
+@pytest.fixture(scope="module")
+def bad_oip_results(cli_batch):
+    return cli_batch([["oip", *args] for args, _ in BAD_OIP_ARGUMENTS])
+
+
+@pytest.mark.parametrize("case", range(len(BAD_OIP_ARGUMENTS)),
+                         ids=[" ".join(args) for args, _ in BAD_OIP_ARGUMENTS])
+def test_bad_input_is_one_line_before_tensorflow(case, bad_oip_results):
+    expected, result = BAD_OIP_ARGUMENTS[case][1], bad_oip_results[case]
+    assert result["rc"] == 2
+    lines = result["stderr"].strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result["stderr"]
+    assert not result["tensorflow"]
 
 
 def test_position_and_centre_objectives(tiny_model):
