@@ -147,11 +147,9 @@ def test_augmentation_moves_pixels_but_keeps_shape_and_range(mnist):
     assert changed.mean() > 0.9  # nearly every image is shifted or rotated
 
 
-def test_one_training_per_output_folder(tmp_path):
+def test_one_training_per_output_folder(tmp_path, cli_batch):
     """A second training into a folder in use gets one line naming the first, before TensorFlow."""
     import os
-    import subprocess
-    import sys
 
     from mnist_cnn.errors import UserError
     from mnist_cnn.fileio import exclusive_lock
@@ -160,16 +158,13 @@ def test_one_training_per_output_folder(tmp_path):
         with pytest.raises(UserError, match=f"in use by training pid {os.getpid()}"):
             with exclusive_lock(tmp_path):
                 pass
-        probe = ("import sys; from mnist_cnn.cli import main; rc = main(sys.argv[1:]); "
-                 "print('tensorflow' in sys.modules); sys.exit(rc)")
-        second = subprocess.run([sys.executable, "-c", probe, "train", "--epochs", "1",
-                                 "--out-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
-    assert second.returncode == 2
-    lines = second.stderr.splitlines()
-    assert len(lines) == 1, second.stderr
+        second, = cli_batch([["train", "--epochs", "1", "--out-dir", str(tmp_path)]])
+    assert second["rc"] == 2
+    lines = second["stderr"].splitlines()
+    assert len(lines) == 1, second["stderr"]
     assert lines[0].startswith(f"mnist_cnn train: error: {tmp_path}/ is in use by training pid "
                                f"{os.getpid()} (started ")
-    assert second.stdout.strip() == "False"  # refused before TensorFlow was imported
+    assert not second["tensorflow"]  # refused before TensorFlow was imported
     with exclusive_lock(tmp_path):  # released: the next one gets it
         pass
 
