@@ -1,9 +1,9 @@
 """`make bench`: speed and accuracy numbers, printed and written to bench/results.json.
 
 All of `make bench` is here, in one place with one timing helper (`best_of`): the sections
-train (throughput, the default training over seeds, the keras-io peer), analyze (feature maps,
-the whole `analyze` command), oip (quality and speed of the OIPs) and experiments. They run in
-order; `--only train,oip` picks some. Each section is a function that returns a dict of
+pipeline (the tf.data wait that `mnist_cnn.pipeline` avoids), train (throughput, the default
+training over seeds, the keras-io peer), analyze (feature maps, the whole `analyze` command),
+oip (quality and speed of the OIPs), experiments and fashion. They run in order; `--only train,oip` picks some. Each section is a function that returns a dict of
 measurements; the `analysis/` code it measures is imported only when it runs. Results are
 merged into the existing results.json, so one section can be re-measured alone.
 """
@@ -44,7 +44,8 @@ def bench_throughput(images=6_400) -> dict:
     from dataclasses import replace
 
     from mnist_cnn.config import TrainConfig
-    from mnist_cnn.train import compiled_model, seed_everything, split, training_dataset
+    from mnist_cnn.pipeline import training_dataset
+    from mnist_cnn.train import compiled_model, seed_everything, split
 
     base = TrainConfig()
     (x_fit, y_fit), _, _ = split(base)
@@ -134,6 +135,45 @@ def bench_train(args) -> dict:
     print(f"[bench] ours: {acc.mean():.4%} in {seconds:.0f} s; keras-io: "
           f"{peer['test_accuracy']:.4%} in {peer['training_seconds']:.0f} s; "
           f"ours beats it on both: {out['beats_keras_io']}")
+    return out
+
+
+def bench_pipeline(args, seconds=3.0, trials=8) -> dict:
+    """`make bench` section: why `mnist_cnn.pipeline` switches tf.data's autotuning off.
+
+    The same pipeline (batches of 64 gathered from the 50,000 training images) with autotuning
+    on (what Keras builds from NumPy arrays) and off (ours): a new iterator is used for
+    `seconds`, then deleted, and the deletion is timed, `trials` times each. With autotuning on,
+    some deletions (at random: it is a race in TensorFlow) wait for the autotuner's sleep to
+    end; its periods double from 10 ms (ending 2.6 s, 5.1 s, 10.2 s ... after the start), so
+    after 3 s of use such a wait is about 2 s. Off, no deletion waits.
+    """
+    import tensorflow as tf
+
+    from mnist_cnn.config import TrainConfig
+    from mnist_cnn.train import split
+
+    (x_fit, _), _, _ = split(TrainConfig())
+    images = tf.constant(x_fit)
+    out = {"used_for_seconds": seconds}
+    for autotune in (True, False):
+        options = tf.data.Options()
+        options.autotune.enabled = autotune
+        ds = (tf.data.Dataset.range(len(x_fit)).repeat().batch(64)
+              .map(lambda i: tf.reduce_sum(tf.gather(images, i))).prefetch(2).with_options(options))
+        waits = []
+        for _ in range(trials):
+            iterator, started = iter(ds), time.perf_counter()
+            while time.perf_counter() - started < seconds:
+                next(iterator)
+            started = time.perf_counter()
+            del iterator
+            waits.append(round(time.perf_counter() - started, 3))
+        key = "autotune_on" if autotune else "autotune_off"
+        out[key] = {"delete_seconds": waits, "longest_wait": max(waits),
+                    "deletions_waiting_over_0_1_s": sum(w > 0.1 for w in waits)}
+        print(f"[bench] tf.data autotuning {'on ' if autotune else 'off'}: deleting an iterator "
+              f"used for {seconds:.0f} s took {', '.join(f'{w:.2f}' for w in waits)} s")
     return out
 
 
@@ -276,8 +316,8 @@ KEY_NUMBERS = {
 
 # name -> function; each takes the parsed args and returns a dict. The order is the order of a
 # full `make bench`.
-SECTIONS = {"train": bench_train, "analyze": bench_analyze, "oip": bench_oip,
-            "experiments": bench_experiments, "fashion": bench_fashion}
+SECTIONS = {"pipeline": bench_pipeline, "train": bench_train, "analyze": bench_analyze,
+            "oip": bench_oip, "experiments": bench_experiments, "fashion": bench_fashion}
 
 
 def ensure_model():

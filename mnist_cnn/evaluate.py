@@ -8,7 +8,9 @@ from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
 def predict(model, x, batch_size=1000) -> np.ndarray:
     """Class probabilities (N, 10) for model-ready inputs."""
-    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    from mnist_cnn.pipeline import batches
+
+    return np.asarray(model.predict(batches(x, batch_size=batch_size), verbose=0))
 
 
 def evaluate(model, x, y, probabilities=None) -> dict:

@@ -27,6 +27,7 @@ from mnist_cnn.datasets import get_dataset
 from mnist_cnn.evaluate import evaluate, plot_confusion, plot_learning_curves
 from mnist_cnn.fileio import atomic_path, exclusive_lock, save_figure, write_json
 from mnist_cnn.model import build_model
+from mnist_cnn.pipeline import batches, training_dataset
 from mnist_cnn.precision import machine_facts, resolve
 
 
@@ -52,40 +53,6 @@ def lr_schedule(config: TrainConfig):
         floor = config.lr * config.lr_final
         return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
     return rate
-
-
-def augmenter(seed: int, dataset: str = "mnist") -> keras.Sequential:
-    """The data set's augmentation (`config.AUGMENTATION`) as Keras preprocessing layers:
-    "translate" small random shifts (±2 px), "rotate" rotations (±10°), "flip" horizontal flips.
-
-    MNIST: translate + rotate (the layers and seeds every MNIST model was trained with).
-    """
-    make = {
-        "translate": lambda s: keras.layers.RandomTranslation(2 / 28, 2 / 28, fill_mode="constant",
-                                                              seed=s),
-        "rotate": lambda s: keras.layers.RandomRotation(10 / 360, fill_mode="constant", seed=s),
-        "flip": lambda s: keras.layers.RandomFlip("horizontal", seed=s),
-    }
-    return keras.Sequential([make[kind](seed + i) for i, kind in
-                             enumerate(AUGMENTATION[get_dataset(dataset).name])], name="augment")
-
-
-def training_dataset(x, y, config: TrainConfig) -> tf.data.Dataset:
-    """Shuffled (seeded) mini-batches, augmented when asked.
-
-    The shuffle permutes indices and each batch is gathered from the arrays in memory. Shuffling
-    the images themselves refills a 50,000-image buffer at every epoch start, which stalled each
-    epoch by 15-19 s on a 2-core AMD EPYC (as long as the epoch's arithmetic).
-    """
-    images, labels = tf.constant(x), tf.constant(y)
-    ds = (tf.data.Dataset.range(len(x))
-          .shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
-          .batch(config.batch_size)
-          .map(lambda i: (tf.gather(images, i), tf.gather(labels, i))))
-    if config.augment and AUGMENTATION[get_dataset(config.dataset).name]:
-        aug = augmenter(config.seed, config.dataset)
-        ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=1)
-    return ds.prefetch(2)
 
 
 def compiled_model(config: TrainConfig) -> keras.Model:
@@ -212,7 +179,7 @@ def _train(config: TrainConfig, callbacks, verbose) -> dict:
     ]
     started = time.perf_counter()
     model.fit(training_dataset(x_fit, targets(y_fit, config), config),
-              validation_data=(x_val, targets(y_val, config)),
+              validation_data=batches(x_val, targets(y_val, config), batch_size=1000),
               validation_freq=config.val_every, epochs=config.epochs, callbacks=fit_callbacks,
               verbose=verbose,
               shuffle=False)  # the dataset shuffles itself, seeded

@@ -19,13 +19,13 @@ def test_best_of_counts_only_the_calls_after_the_warm_up():
 
 
 def test_sections_and_their_key_numbers():
-    assert list(bench.SECTIONS) == ["train", "analyze", "oip", "experiments", "fashion"]
+    assert list(bench.SECTIONS) == ["pipeline", "train", "analyze", "oip", "experiments", "fashion"]
     assert all(callable(f) for f in bench.SECTIONS.values())
     assert tuple(bench.KEY_NUMBERS) == EXPERIMENTS
 
 
 def test_unknown_section_is_refused_before_anything_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "RESULTS", tmp_path / "results.json")
-    with pytest.raises(UserError, match="unknown bench section 'nope'; choose from train, "):
+    with pytest.raises(UserError, match="unknown bench section .nope.; choose from pipeline, train, "):
         bench.run_bench(Namespace(only="train,nope", seeds=1))
     assert not (tmp_path / "results.json").exists()

@@ -122,7 +122,7 @@ def test_fashion_training_records_its_dataset(tiny_fashion_run, tmp_path):
     import keras
 
     from mnist_cnn.model import load_trained, model_dataset
-    from mnist_cnn.train import augmenter
+    from mnist_cnn.pipeline import augmenter
 
     cfg, metrics = tiny_fashion_run
     assert metrics["dataset"] == "fashion" and metrics["class_names"] == list(FASHION.class_names)

@@ -126,6 +126,7 @@ def train_lines(x_fit, y_fit, x_test, y_test, epochs=EPOCHS, seed=0, lr=0.05, ba
     """
     import keras
 
+    from mnist_cnn.pipeline import batches
     from mnist_cnn.train import seed_everything
 
     seed_everything(seed)
@@ -136,9 +137,9 @@ def train_lines(x_fit, y_fit, x_test, y_test, epochs=EPOCHS, seed=0, lr=0.05, ba
     snapshot = lambda: conv.get_weights()[0][:, :, 0, :].transpose(2, 0, 1).copy()  # noqa: E731
     kernels = [snapshot()]
     recorder = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: kernels.append(snapshot()))
-    history = model.fit(x_fit[..., None], y_fit, batch_size=batch, epochs=epochs, verbose=0,
-                        callbacks=[recorder])
-    _, accuracy = model.evaluate(x_test[..., None], y_test, verbose=0)
+    history = model.fit(batches(x_fit[..., None], y_fit, batch, shuffle_seed=seed), epochs=epochs,
+                        verbose=0, callbacks=[recorder], shuffle=False)  # the dataset shuffles
+    _, accuracy = model.evaluate(batches(x_test[..., None], y_test), verbose=0)
     return {"model": model, "kernels": np.stack(kernels), "test_accuracy": float(accuracy),
             "accuracy": np.array(history.history["accuracy"])}
 
@@ -147,7 +148,10 @@ def conv_maps(model, images):
     """First-layer maps (after ReLU) of `images` (n, size, size) -> (n, H, W, k)."""
     import keras
 
-    return keras.Model(model.inputs, model.get_layer("conv").output).predict(images[..., None], verbose=0)
+    from mnist_cnn.pipeline import batches
+
+    return keras.Model(model.inputs, model.get_layer("conv").output).predict(batches(images[..., None]),
+                                                                            verbose=0)
 
 
 def kernel_titles(scores):

@@ -69,11 +69,12 @@ def measured_fields(model, image, eps=PERTURBATION):
     dict layer -> bool array (28, 28)
     """
     from mnist_cnn.model import sub_model
+    from mnist_cnn.pipeline import batches
 
     side = image.shape[0]
     batch = np.repeat(image[None, :, :, None], side * side + 1, axis=0).astype("float32")
     batch[1 + np.arange(side * side), np.arange(side * side) // side, np.arange(side * side) % side, 0] += eps
-    outs = sub_model(model, list(MAP_LAYERS)).predict(batch, batch_size=256, verbose=0)
+    outs = sub_model(model, list(MAP_LAYERS)).predict(batches(batch, batch_size=256), verbose=0)
     fields = {}
     for name, out in zip(MAP_LAYERS, outs):
         c = out.shape[1] // 2

@@ -60,6 +60,7 @@ def train_on_one_image(image, label, steps=STEPS, lr=LR, batch=BATCH, seed=0):
     """
     import keras
 
+    from mnist_cnn.pipeline import batches
     from mnist_cnn.train import seed_everything
 
     seed_everything(seed)
@@ -71,7 +72,8 @@ def train_on_one_image(image, label, steps=STEPS, lr=LR, batch=BATCH, seed=0):
     recorder = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: filters.append(snapshot()))
     x = np.repeat(image[None, :, :, None], batch, axis=0).astype("float32")
     y = np.full(batch, label)
-    history = model.fit(x, y, batch_size=batch, epochs=steps, callbacks=[recorder], verbose=0)
+    history = model.fit(batches(x, y, batch), epochs=steps, callbacks=[recorder], verbose=0,
+                        shuffle=False)
     filters = np.stack(filters)
     correlation = np.array([[pearson(f, image) for f in step] for step in filters])
     return {"filters": filters, "correlation": correlation,

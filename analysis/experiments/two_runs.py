@@ -43,7 +43,8 @@ def train_run(seed, epochs=EPOCHS, train_limit=TRAIN_LIMIT, data=None, test_imag
     import keras
 
     from mnist_cnn.config import TrainConfig
-    from mnist_cnn.train import compiled_model, lr_schedule, seed_everything, split, training_dataset
+    from mnist_cnn.pipeline import batches, training_dataset
+    from mnist_cnn.train import compiled_model, lr_schedule, seed_everything, split
 
     config = TrainConfig(epochs=epochs, train_limit=train_limit, warmup_epochs=0, seed=seed,
                          data=data or "")
@@ -55,8 +56,7 @@ def train_run(seed, epochs=EPOCHS, train_limit=TRAIN_LIMIT, data=None, test_imag
     model.fit(training_dataset(x_fit, y_fit, config), epochs=epochs, verbose=0, shuffle=False,
               callbacks=[keras.callbacks.LearningRateScheduler(lr_schedule(config))])
     seconds = time.perf_counter() - started
-    _, accuracy = model.evaluate(x_test[:test_images], y_test[:test_images], batch_size=1000,
-                                 verbose=0)
+    _, accuracy = model.evaluate(batches(x_test[:test_images], y_test[:test_images]), verbose=0)
     return {"init": init, "trained": [w.astype("float32") for w in model.get_weights()],
             "seconds": seconds, "test_accuracy": float(accuracy), "train_images": len(x_fit)}
 
@@ -64,8 +64,10 @@ def train_run(seed, epochs=EPOCHS, train_limit=TRAIN_LIMIT, data=None, test_imag
 def layer_maps(weights, images, layers=("conv_1", "conv_3"), batch_size=500):
     """Feature maps of `layers` for `images` (N, 28, 28, 1) under the given weights."""
     from mnist_cnn.model import sub_model, with_weights
+    from mnist_cnn.pipeline import batches
 
-    maps = sub_model(with_weights(weights), list(layers)).predict(images, batch_size=batch_size, verbose=0)
+    maps = sub_model(with_weights(weights), list(layers)).predict(batches(images, batch_size=batch_size),
+                                                                 verbose=0)
     return maps[0] if len(layers) == 1 else maps
 
 
