@@ -127,3 +127,21 @@ def test_every_experiment_name_has_a_module():
     assert tuple(experiments.MODULES) == EXPERIMENTS  # the registry is built from the names
     for module in experiments.MODULES.values():
         assert callable(importlib.import_module(module).run)
+
+
+def test_kernel_grid_draws_each_kernel_in_its_own_range():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from analysis.experiments.filters import draw_kernel_grid
+
+    kernels = np.stack([np.arange(9.0).reshape(3, 3) - 4, np.full((3, 3), 10.0)])
+    fig, ax = plt.subplots()
+    draw_kernel_grid(ax, kernels, ["a", "b"], cols=2, scale=2)
+    image = np.ma.filled(ax.images[0].get_array(), np.nan)
+    np.testing.assert_allclose(image[:6:2, :6:2], kernels[0] / 4)  # tile 1: its max |w| is 4
+    np.testing.assert_allclose(image[:6:2, 7:13:2], 1.0)  # tile 2, after a 1-pixel gap: 10 / 10
+    assert np.isnan(image[:, 6]).all()
+    assert [t.get_text() for t in ax.texts] == ["a", "b"]
+    plt.close(fig)

@@ -21,8 +21,8 @@ import time
 
 import numpy as np
 
-from analysis.experiments.filters import (activations_as_columns, correlation_matrix, draw_kernels,
-                              kernels_as_columns, match_filters)
+from analysis.experiments.filters import (activations_as_columns, correlation_matrix,
+                                          draw_kernel_grid, kernels_as_columns, match_filters)
 from mnist_cnn.precision import resolve
 
 EPOCHS = 3  # 4 took 2 x 127 s on a slow 2-core AVX2 host; make experiments must stay under 300 s
@@ -131,23 +131,14 @@ def dead_maps(maps):
     return int((activations_as_columns(maps).max(axis=0) <= 0).sum())
 
 
-def _grid(fig, spec, kernels, titles, cols=8):
-    axes = spec.subgridspec(int(np.ceil(len(kernels) / cols)), cols, wspace=0.1, hspace=0.45).subplots()
-    draw_kernels(axes.ravel(), kernels, titles)
-    for ax in axes.ravel()[len(kernels):]:
-        ax.axis("off")
-    return axes
-
-
 def plot_matched_kernels(kernels_a, kernels_b, perm, matched, title):
     """Run A's conv_1 kernels (left, sorted by matched r) beside their Hungarian partners in run B."""
     import matplotlib.pyplot as plt
 
     order = np.argsort(-matched)
-    fig = plt.figure(figsize=(14, 4.6))
-    left, right = fig.add_gridspec(1, 2, wspace=0.08)
-    _grid(fig, left, kernels_a[order], [f"A{i}" for i in order])
-    _grid(fig, right, kernels_b[perm[order]], [f"B{perm[i]} r={matched[i]:.2f}" for i in order])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 3.9), gridspec_kw={"wspace": 0.05})
+    draw_kernel_grid(left, kernels_a[order], [f"A{i}" for i in order])
+    draw_kernel_grid(right, kernels_b[perm[order]], [f"B{perm[i]} r={matched[i]:.2f}" for i in order])
     fig.suptitle(title, fontsize=10)
     return fig
 
@@ -176,10 +167,9 @@ def plot_before_after(init_kernels, trained_kernels):
     """Run A's 32 conv_1 kernels at initialisation (left) and trained (right)."""
     import matplotlib.pyplot as plt
 
-    fig = plt.figure(figsize=(14, 4.2))
-    left, right = fig.add_gridspec(1, 2, wspace=0.08)
-    _grid(fig, left, init_kernels, [f"{i} init" for i in range(len(init_kernels))])
-    _grid(fig, right, trained_kernels, [f"{i} trained" for i in range(len(trained_kernels))])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 3.9), gridspec_kw={"wspace": 0.05})
+    draw_kernel_grid(left, init_kernels, [f"{i} init" for i in range(len(init_kernels))])
+    draw_kernel_grid(right, trained_kernels, [f"{i} trained" for i in range(len(trained_kernels))])
     fig.suptitle("conv_1 kernels of run A: Glorot-uniform initialisation (left), after training (right)", fontsize=10)
     return fig
 
