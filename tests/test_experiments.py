@@ -72,6 +72,7 @@ def test_single_image_filters_move_towards_the_image(mnist):
     assert result["loss"][-1] < result["loss"][0]
 
 
+@pytest.mark.heavy
 def test_lines_and_single_image_write_their_folders(tmp_path, capsys):
     s = experiments.run_one("lines", tmp_path, seed=1, per_class=60, epochs=2)
     folder = tmp_path / "lines"
@@ -87,6 +88,7 @@ def test_lines_and_single_image_write_their_folders(tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
 
 
+@pytest.mark.heavy
 def test_two_runs_compare_tiny_trainings(tmp_path):
     s = experiments.run_one("two-runs", tmp_path, seed=0, epochs=1, train_limit=1000,
                             test_images=500)

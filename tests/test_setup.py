@@ -72,6 +72,7 @@ def venv_imports(project) -> bool:
     return probe.stdout.strip() == "42"
 
 
+@pytest.mark.heavy
 def test_half_installed_venv_is_rebuilt(project):
     first = make_venv(project)
     assert first.returncode == 0, first.stderr

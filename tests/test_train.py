@@ -28,6 +28,7 @@ def test_short_training_learns(tiny_run):
     assert not (out / "backup").exists() or not any((out / "backup").iterdir())
 
 
+@pytest.mark.heavy
 def test_same_seed_same_metrics(tmp_path):
     """Same seed, same machine, same process: identical numbers, augmentation included (a short
     run, so the test stays cheap; the shuffle, augmentation and initialisation are all seeded)."""
@@ -58,6 +59,7 @@ class _Epochs(keras.callbacks.Callback):
         self.seen.append(epoch)
 
 
+@pytest.mark.heavy
 def test_interrupted_training_resumes(tmp_path):
     """Interrupted after epoch 1, the next run restores epochs 0-1 and trains only epoch 2. With
     validation every 2 epochs, the resumed epoch 2 is not validated but epoch 1 was: the history
