@@ -107,7 +107,7 @@ def report_dir(dataset="mnist", *parts) -> str:
 # before Fashion-MNIST was added, so existing models stay valid.
 MODEL_NAMES = {"mnist": "mnist_cnn", "fashion": "mnist_cnn_fashion"}
 
-# The training augmentation of each data set (mnist_cnn.pipeline.augmenter builds the layers):
+# The training augmentation of each data set (mnist_cnn.pipeline.augment: one affine map each):
 # "translate" ±2 px shifts, "rotate" ±10° rotations, "flip" random horizontal flips. Digits are
 # not mirror-symmetric; clothes are (a left shoe mirrored is a right shoe).
 # Fashion: none, measured (10 epochs, batch 64, float32, seed 0, AMD EPYC): flip + shift 89.50%,

@@ -100,17 +100,18 @@ def run_main(capsys):
 
 @pytest.fixture
 def first_test_images(monkeypatch):
-    """Commands in this test load only the first 2000 test images of either data set: enough for
-    paths, names and wording; the full 10,000 only cost time."""
-    from mnist_cnn import data
+    """Commands and trainings in this test load only the first 2000 test images of either data
+    set: enough for paths, names, wording and determinism; the full 10,000 only cost time."""
+    from mnist_cnn import data, train as training
 
     load_dataset = data.load_dataset
 
     def first_2000(*args, **kwargs):
-        train, (x_test, y_test) = load_dataset(*args, **kwargs)
-        return train, (x_test[:2000], y_test[:2000])
+        fit, (x_test, y_test) = load_dataset(*args, **kwargs)
+        return fit, (x_test[:2000], y_test[:2000])
 
     monkeypatch.setattr(data, "load_dataset", first_2000)
+    monkeypatch.setattr(training, "load_dataset", first_2000)  # imported by name there
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ def test_short_training_learns(tiny_run):
 
 
 @pytest.mark.heavy
-def test_same_seed_same_metrics(tmp_path):
+def test_same_seed_same_metrics(tmp_path, first_test_images):
     """Same seed, same machine, same process: identical numbers, augmentation included (a short
     run, so the test stays cheap; the shuffle, augmentation and initialisation are all seeded)."""
     config = TrainConfig(epochs=1, train_limit=1000, batch_size=50, augment=True, val_every=1,
@@ -60,7 +60,7 @@ class _Epochs(keras.callbacks.Callback):
 
 
 @pytest.mark.heavy
-def test_interrupted_training_resumes(tmp_path):
+def test_interrupted_training_resumes(tmp_path, first_test_images):
     """Interrupted after epoch 1, the next run restores epochs 0-1 and trains only epoch 2. With
     validation every 2 epochs, the resumed epoch 2 is not validated but epoch 1 was: the history
     keeps both kinds of rows under the right columns."""
