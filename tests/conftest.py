@@ -11,6 +11,24 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+
+def _share_of_the_cores() -> int:
+    """TensorFlow threads per pytest-xdist worker: the cores divided among the workers.
+
+    By default every worker's TensorFlow sizes its thread pools to all the cores, so two workers
+    on 2 cores run 4 busy threads, which wait on each other: `make test` took 114-128 s and
+    ~235 s of CPU; with one thread each, 106-114 s and ~205 s (AMD EPYC, 2 cores, same code,
+    runs alternated). Subprocesses that tests start inherit the setting.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, (cores or 1) // workers)
+
+
+if "PYTEST_XDIST_WORKER" in os.environ:  # set by xdist in its workers, before TF is imported
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(_share_of_the_cores()))
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(_share_of_the_cores()))
+
 import pytest  # noqa: E402
 
 # Tests that share a trained session fixture run in one xdist worker, so each fixture is built
