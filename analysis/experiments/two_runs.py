@@ -61,14 +61,24 @@ def train_run(seed, epochs=EPOCHS, train_limit=TRAIN_LIMIT, data=None, test_imag
             "seconds": seconds, "test_accuracy": float(accuracy), "train_images": len(x_fit)}
 
 
-def layer_maps(weights, images, layers=("conv_1", "conv_3"), batch_size=500):
-    """Feature maps of `layers` for `images` (N, 28, 28, 1) under the given weights."""
-    from mnist_cnn.model import sub_model, with_weights
+def map_reader(layers=("conv_1", "conv_3"), batch_size=500):
+    """`read(weights, images, layer) -> maps`: the feature maps of `layer` for `images`
+    (N, 28, 28, 1) under any weight set (a list in Keras order), float32.
+
+    One network serves every weight set (its weights are swapped), so `predict` traces once per
+    layer: a new model per weight set traced anew each time, and after five TensorFlow printed a
+    retracing warning."""
+    from mnist_cnn.model import build_model, sub_model
     from mnist_cnn.pipeline import batches
 
-    maps = sub_model(with_weights(weights), list(layers)).predict(batches(images, batch_size=batch_size),
-                                                                 verbose=0)
-    return maps[0] if len(layers) == 1 else maps
+    network = build_model(dtype_policy="float32")
+    cuts = {layer: sub_model(network, [layer]) for layer in layers}
+
+    def read(weights, images, layer):
+        network.set_weights([w.astype("float32") for w in weights])
+        return cuts[layer].predict(batches(images, batch_size=batch_size), verbose=0)
+
+    return read
 
 
 def conv_kernel(weights, layer="conv_1"):
@@ -108,8 +118,10 @@ def compare_runs(run_a, run_b, x_test, conv1_images=ACT_IMAGES_CONV1):
     dict name -> matching_stats, for conv1_kernels, conv1_activations, conv3_activations and the
     same three with suffix _chance; activation matchings also count dead maps (they correlate 0).
     """
+    read = map_reader()
+
     def maps(weights):  # conv_1 maps are 26x26x32 floats per image: only the first images
-        return layer_maps(weights, x_test[:conv1_images], ["conv_1"]), layer_maps(weights, x_test, ["conv_3"])
+        return read(weights, x_test[:conv1_images], "conv_1"), read(weights, x_test, "conv_3")
 
     out = {}
     conv1_a, conv3_a = maps(run_a["trained"])
