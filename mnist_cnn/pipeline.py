@@ -1,5 +1,6 @@
-"""Input pipelines: in-memory arrays as tf.data mini-batches, for training, validation and
-prediction. Every Keras `fit`, `evaluate` and `predict` of the project is fed from here.
+"""Input pipelines: in-memory arrays as tf.data mini-batches, for training (shuffled and
+augmented: `training_dataset`, `augment`), validation and prediction (`batches`). Every Keras
+`fit`, `evaluate` and `predict` of the project is fed from here.
 
 Why not hand Keras the NumPy arrays: Keras turns them into a tf.data pipeline with autotuning
 on, and in TensorFlow 2.21 deleting an autotuned iterator waits for the autotuner's thread to
