@@ -64,6 +64,10 @@ def _gathered(x, y, batch_size, shuffle_seed):
     return ds.batch(batch_size).map(lambda i: (tf.gather(arrays[0], i), tf.gather(arrays[1], i)))
 
 
+# What `random_affine` can compose; `config.AUGMENTATION` picks from these per data set.
+AUGMENTATION_KINDS = ("translate", "rotate", "flip")
+
+
 def random_affine(n, seed, kinds, size: int = 28):
     """`n` random image transforms of the augmentation `kinds`, composed into one affine map each.
 
@@ -85,9 +89,9 @@ def random_affine(n, seed, kinds, size: int = 28):
     to the input point (a0 x + a1 y + a2, b0 x + b1 y + b2), as `ops.image.affine_transform`
     takes them.
     """
-    unknown = set(kinds) - {"translate", "rotate", "flip"}
+    unknown = set(kinds) - set(AUGMENTATION_KINDS)
     if unknown:
-        raise ValueError(f"unknown augmentation {sorted(unknown)}; known: translate, rotate, flip")
+        raise ValueError(f"unknown augmentation {sorted(unknown)}; known: {', '.join(AUGMENTATION_KINDS)}")
     draws = tf.random.stateless_uniform([n, 4], seed, -1.0, 1.0)
     angle = draws[:, 0] * (10 * math.pi / 180) if "rotate" in kinds else tf.zeros([n])
     shift = draws[:, 1:3] * 2.0 if "translate" in kinds else tf.zeros([n, 2])

@@ -26,8 +26,8 @@ def _share_of_the_cores() -> int:
 
 
 if "PYTEST_XDIST_WORKER" in os.environ:  # set by xdist in its workers, before TF is imported
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(_share_of_the_cores()))
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(_share_of_the_cores()))
+    for pool in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ.setdefault(pool, str(_share_of_the_cores()))
 
 import pytest  # noqa: E402
 

@@ -118,3 +118,11 @@ def test_training_batches_are_augmented_afresh_each_epoch_and_seeded(mnist):
     xs, ys = (t.numpy() for t in next(iter(training_dataset(x, y, plain))))
     rows = [np.flatnonzero((x == image).all(axis=(1, 2, 3)))[0] for image in xs]
     np.testing.assert_array_equal(y[rows], ys)  # unaugmented: the images themselves, labelled
+
+
+def test_every_data_set_asks_for_known_kinds():
+    from mnist_cnn.config import AUGMENTATION
+    from mnist_cnn.pipeline import AUGMENTATION_KINDS
+
+    for dataset, kinds in AUGMENTATION.items():
+        assert set(kinds) <= set(AUGMENTATION_KINDS), dataset
