@@ -50,7 +50,7 @@ def test_every_unit_has_a_page_and_numbers(explorer_site):
 
 def test_links_are_local_and_resolve(explorer_site):
     pages = sorted(explorer_site.glob("*.html"))
-    assert len(pages) == 1 + 5 + 304
+    assert len(pages) == 1 + 5 + 304 + 1  # index, layers, units, draw
     for page in pages:
         text = page.read_text()
         links = re.findall(r'(?:href|src)="([^"]*)"', text)
@@ -257,7 +257,7 @@ def test_fashion_site_names_its_classes(tmp_path, tiny_fashion_model_path):
     site = json.loads((out / "site.json").read_text())
     assert site["dataset"] == "fashion" and site["class_names"] == list(FASHION.class_names)
     pages = {p.name: p.read_text() for p in out.glob("*.html")}
-    assert len(pages) == 1 + 5 + 304
+    assert len(pages) == 1 + 5 + 304 + 1  # index, layers, units, draw
     for name, text in pages.items():
         assert "digit" not in text.lower(), name
     assert "Fashion-MNIST" in pages["index.html"] and "6 Shirt" in pages["index.html"]

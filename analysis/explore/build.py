@@ -11,6 +11,7 @@ import numpy as np
 
 from analysis.explore import compute as C
 from analysis.explore.circuit import circuit as strongest_links
+from analysis.explore.draw import write_draw
 from analysis.explore import render
 from analysis.oip.ascent import OIPConfig
 from mnist_cnn.errors import UserError
@@ -182,7 +183,10 @@ def build_site(model, model_path, test_data, out, steps: int = 80, starts: int =
         "seconds": seconds, "cpu_seconds": cpu,
     }
     render.write_site(out, site, units, {layer: o["images"] for layer, o in oips.items()}, x[..., 0])
-    lap("pages and pictures", t)  # from the end of the OIPs: per-unit numbers included
+    t = lap("pages and pictures", t)  # from the end of the OIPs: per-unit numbers included
+    write_draw(out, model, x_test, y, dataset, unit_pages={u["layer"] for u in units},
+               page=lambda title, body: render._page(title, body, "draw"))
+    lap("draw page", t)
     site["seconds"]["total"] = round(time.perf_counter() - started, 2)
     site["cpu_seconds"]["total"] = round(sum(cpu.values()), 2)
     render.write_summary(out, site)

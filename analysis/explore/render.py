@@ -72,7 +72,7 @@ def _dataset_row(site: dict) -> str:
 
 def _page(title: str, body: str, layer: str | None = None) -> str:
     nav = " ".join(f'<a href="{name}.html"{" class=here" if name == layer else ""}>{name}</a>'
-                   for name in LAYERS)
+                   for name in (*LAYERS, "draw"))  # draw.html: analysis/explore/draw.py
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             '<link rel="stylesheet" href="site.css"></head><body>'
