@@ -36,6 +36,8 @@
     const f = u - i;
     return map[i].map((v, j) => Math.round(v + f * (map[i + 1][j] - v)));
   }
+  const LUT = new Uint8Array(256 * 3); // viridis in 256 steps: the grids are redrawn per frame
+  for (let i = 0; i < 256; i++) LUT.set(colour(VIRIDIS, i / 255), 3 * i);
 
   // ------------------------------------------------------------------ the pad
   function redrawPad() {
@@ -216,12 +218,15 @@
     if (y) for (const v of y) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
     // a knocked-out unit's map is zero here too, except after a batch norm (its shift)
     const span = hi - lo || 1, off = L.kind !== "batch_norm" && state.knocked[L.source];
+    const px = img.data;
     for (let c = 0; c < L.channels; c++) {
-      const x0 = (c % cols) * (w + 1), y0 = Math.floor(c / cols) * (h + 1);
+      const x0 = (c % cols) * (w + 1), y0 = Math.floor(c / cols) * (h + 1), dead = off && off.has(c);
       for (let p = 0; p < h * w; p++) {
-        const rgb = off && off.has(c) ? [200, 40, 40] :
-          y ? colour(VIRIDIS, (y[p * L.channels + c] - lo) / span) : [235, 235, 235];
-        img.data.set(rgb, 4 * ((y0 + Math.floor(p / w)) * canvas.width + x0 + (p % w)));
+        const at = 4 * ((y0 + Math.floor(p / w)) * canvas.width + x0 + (p % w));
+        if (dead) { px[at] = 200; px[at + 1] = px[at + 2] = 40; continue; }
+        if (!y) { px[at] = px[at + 1] = px[at + 2] = 235; continue; }
+        const i = 3 * Math.round(255 * (y[p * L.channels + c] - lo) / span);
+        px[at] = LUT[i]; px[at + 1] = LUT[i + 1]; px[at + 2] = LUT[i + 2];
       }
     }
     ctx.putImageData(img, 0, 0);
