@@ -3,9 +3,11 @@
 All of `make bench` is here, in one place with one timing helper (`best_of`): the sections
 pipeline (the tf.data wait that `mnist_cnn.pipeline` avoids), train (throughput, the default
 training over seeds, the keras-io peer), analyze (feature maps, the whole `analyze` command),
-oip (quality and speed of the OIPs), experiments and fashion. They run in order; `--only train,oip` picks some. Each section is a function that returns a dict of
-measurements; the `analysis/` code it measures is imported only when it runs. Results are
-merged into the existing results.json, so one section can be re-measured alone.
+oip (quality and speed of the OIPs), experiments, fashion and draw (the explorer's draw page
+in headless Chromium). They run in order; `--only train,oip` picks some. Each section is a
+function that returns a dict of measurements; the `analysis/` code it measures is imported only
+when it runs. Results are merged into the existing results.json, so one section can be
+re-measured alone.
 """
 
 from __future__ import annotations
@@ -305,6 +307,31 @@ def bench_experiments(args):
     return results
 
 
+def bench_draw(args) -> dict:
+    """`make bench` section: the explorer's draw page (analysis/explore/draw.py) in headless
+    Chromium on the default model: one forward pass (target <= 20 ms, so drawing stays fluid)
+    and one occlusion map (target <= 1 s), medians over 10 test images."""
+    import tempfile
+
+    from analysis.explore.draw import time_page, write_draw
+    from mnist_cnn.data import load_mnist
+    from mnist_cnn.model import load_trained
+
+    model = load_trained(ensure_model())
+    _, (x_test, y_test) = load_mnist()
+    with tempfile.TemporaryDirectory(prefix="bench-draw-") as out:
+        write_draw(out, model, x_test, y_test)
+        result = time_page(out)
+    if "skipped" in result:
+        print(f"[bench] draw: skipped, {result['skipped']}")
+        return result
+    result["targets_met"] = {"forward_20ms": result["forward_ms_median"] <= 20,
+                             "occlusion_1s": result["occlusion_ms_median"] <= 1000}
+    print(f"[bench] draw page ({result['browser']}): forward pass {result['forward_ms_median']} ms "
+          f"(target <= 20), occlusion map {result['occlusion_ms_median']} ms (target <= 1000)")
+    return result
+
+
 KEY_NUMBERS = {
     "single-image": ("mean_abs_r_before", "mean_abs_r_after", "r_after"),
     "lines": ("test_accuracy", "horizontal_detectors", "vertical_detectors", "mean_best_r_init",
@@ -317,7 +344,8 @@ KEY_NUMBERS = {
 # name -> function; each takes the parsed args and returns a dict. The order is the order of a
 # full `make bench`.
 SECTIONS = {"pipeline": bench_pipeline, "train": bench_train, "analyze": bench_analyze,
-            "oip": bench_oip, "experiments": bench_experiments, "fashion": bench_fashion}
+            "oip": bench_oip, "experiments": bench_experiments, "fashion": bench_fashion,
+            "draw": bench_draw}
 
 
 def ensure_model():

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 import json
 from pathlib import Path
 
@@ -136,10 +137,11 @@ def _script(name: str, value: dict) -> str:
 
 def page_body(model_info: dict, samples: int) -> str:
     """The draw page's <main> content (draw.js fills the grids and bars)."""
-    noun = html.escape(model_info["class_noun"])
+    digits = model_info["class_noun"] == "digit"
     classes = html.escape(model_info["title"])
     return (
-        f"<h1>Draw a {noun} and watch the network</h1>"
+        f"<h1>{'Draw a digit' if digits else 'Draw, or take a test image,'} and watch the "
+        "network</h1>"
         '<div class="draw-top"><div class="draw-pad">'
         '<canvas id="pad" width="280" height="280" aria-label="drawing pad"></canvas>'
         '<p class="draw-tools"><button id="undo">undo</button> <button id="clear">clear</button>'
@@ -207,3 +209,54 @@ def write_draw(out, model, x, y, dataset: str = "mnist", unit_pages=(), page=Non
     for name, content in contents.items():
         write_bytes(out / name, content.encode())
     return [out / name for name in contents]
+
+
+# Headless Chromium as tests/test_explore_browser.py drives it (closed network, run as root).
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--disable-dev-shm-usage", "--window-size=1200,900")
+
+
+def time_page(folder, images: int = 10, repeats: int = 30) -> dict:
+    """Speed of the draw page in `folder`, in headless Chromium (for `make bench`).
+
+    For each of the first `images` test images: the median of `repeats` forward passes and the
+    time of one occlusion map (`drawPage.bench`). Returns the medians and the largest values in
+    milliseconds, or {"skipped": why} where Selenium or Chromium is missing.
+    """
+    import shutil
+    import tempfile
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        return {"skipped": "selenium is not installed"}
+    if not chromium or not driver_path:
+        return {"skipped": "no chromium/chromedriver (apt-get install -y chromium chromium-driver)"}
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    with tempfile.TemporaryDirectory(prefix="draw-chromium-") as profile:
+        options.add_argument(f"--user-data-dir={profile}")
+        driver = webdriver.Chrome(options=options, service=Service(driver_path))
+        try:
+            driver.get((Path(folder).resolve() / "draw.html").as_uri())
+            runs = []
+            for n in range(images):
+                driver.execute_script("drawPage.takeSample(arguments[0])", n)
+                runs.append(driver.execute_script("return drawPage.bench(arguments[0])", repeats))
+            agent = driver.execute_script("return navigator.userAgent")
+        finally:
+            driver.quit()
+    forward = [r["forward_ms"] for r in runs]
+    occlusion = [r["occlusion_ms"] for r in runs]
+    browser = re.search(r"\w*Chrome/[\d.]+", agent)
+    return {"browser": browser.group(0) if browser else agent, "images": images, "repeats": repeats,
+            "forward_ms_median": round(float(np.median(forward)), 2),
+            "forward_ms_max": round(max(forward), 2),
+            "occlusion_ms_median": round(float(np.median(occlusion)), 1),
+            "occlusion_ms_max": round(max(occlusion), 1)}

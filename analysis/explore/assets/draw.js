@@ -22,7 +22,6 @@
     label: null,
     result: null, // {outputs, probs}
     knocked: {}, // layer name -> Set of unit indices
-    forwardMs: 0,
     occlusion: null,
   };
 
@@ -127,13 +126,16 @@
     run();
   }
 
+  const recent = []; // the last forward passes' milliseconds
+
   function run() {
     if (!state.input) {
       state.result = null;
     } else {
       const started = performance.now();
       state.result = net.forward(state.input, state.knocked);
-      state.forwardMs = performance.now() - started;
+      recent.push(performance.now() - started);
+      if (recent.length > 20) recent.shift();
     }
     render();
   }
@@ -170,7 +172,9 @@
     $("sample-info").textContent = !state.source ? "Draw with the mouse, a finger or a pen." :
       state.source + (state.label === null ? "" : ", label " + className(state.label)) +
       (state.result ? "; the network says " + className(best) : "");
-    $("timing").textContent = state.result ? "forward pass " + state.forwardMs.toFixed(1) + " ms" : "";
+    const median = recent.slice().sort((a, b) => a - b)[Math.floor(recent.length / 2)];
+    $("timing").textContent = state.result ? "forward pass " + median.toFixed(1) + " ms (median of the last " +
+      recent.length + ")" : "";
   }
 
   // One canvas per layer: its maps in a grid (1 px apart), or its units in a row, one colour
