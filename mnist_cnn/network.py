@@ -311,3 +311,51 @@ def describe(model, source: str = "model", num_classes: int | None = None) -> Ne
                         f"{net.num_classes} units, but the data set has {num_classes} classes; "
                         "pass the model's data set with --dataset (DATASET=) or another --model")
     return net
+
+
+def peek(path):
+    """The layers of a .keras file read from its config.json, without TensorFlow: a list of
+    (name, Keras class, channels), channels being a conv's filters or a dense's units (a pool or
+    a batch norm keeps the channels before it; None where unknown). UserError for a layer class
+    `describe` does not accept; None when the file is not a readable archive (Keras says why
+    when it loads it).
+
+    The command line checks --layer and --maps with it before importing TensorFlow.
+    """
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+        layers = config["config"]["layers"]
+        model_class = config.get("class_name")
+    except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile):
+        return None
+    if model_class not in ("Functional", "Sequential", "Model"):
+        raise UserError(f"model {path} is a {model_class}; {SUPPORTED}")
+    table, channels = [], None
+    for layer in layers:
+        cls, cfg = layer.get("class_name"), layer.get("config", {})
+        name = cfg.get("name", layer.get("name"))
+        if cls == "InputLayer":
+            continue
+        if cls not in KINDS:
+            raise UserError(f"model {path}: layer {name!r} is a {cls}, which is not supported; "
+                            f"{SUPPORTED}")
+        channels = cfg.get("filters", cfg.get("units", channels))
+        if cls == "Flatten":
+            channels = None
+        table.append((name, cls, channels))
+    return table
+
+
+def series_table():
+    """What `peek` returns for the series' network (the default model before it is trained)."""
+    from mnist_cnn import config
+
+    classes = {"conv": "Conv2D", "pool": "MaxPooling2D", "flatten": "Flatten", "dense": "Dense",
+               "output": "Dense"}
+    return [(name, classes[name.split("_")[0]],
+             None if name == "flatten" else config.OUTPUT_SHAPES[name][-1])
+            for name in config.LAYER_NAMES]

@@ -153,7 +153,7 @@ def page_body(model_info: dict, samples: int) -> str:
         '<canvas id="field" width="28" height="28" class="px"></canvas>'
         '<p class="small">The drawing&rsquo;s bounding box scaled to fit 20&times;20 keeping its '
         "aspect (area averaging), then shifted so its centre of mass is at the centre, as "
-        "MNIST&rsquo;s digits were made.</p></div>"
+        "MNIST was made.</p></div>"
         '<div class="draw-probs"><h3>Class probabilities</h3><div id="bars"></div>'
         '<p id="knocked" class="small"></p></div></div>'
         '<p class="draw-mode">Click a map: <label><input type="radio" name="mode" value="open" '
