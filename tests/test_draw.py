@@ -52,5 +52,5 @@ def test_export_is_the_models_layer_list_and_weights(tmp_path):
 def test_an_activation_the_page_cannot_compute_is_refused(tmp_path):
     from analysis.explore.draw import export_model
 
-    with pytest.raises(UserError, match="layer 'c' has activation 'mish'; the draw page computes"):
-        export_model(small_model("mish"))
+    with pytest.raises(UserError, match="layer 'c' has activation 'sparsemax'; the draw page computes"):
+        export_model(small_model("sparsemax"))

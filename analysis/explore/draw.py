@@ -34,8 +34,10 @@ from mnist_cnn.fileio import write_bytes
 ASSETS = Path(__file__).with_name("assets")
 # What draw.js computes (Keras 3 names, as `describe` reports them); a model with any other
 # activation is refused here rather than drawn wrong in the page.
-ACTIVATIONS = ("linear", "relu", "relu6", "softmax", "sigmoid", "tanh", "elu", "selu",
-               "softplus", "softsign", "silu", "gelu", "leaky_relu", "hard_sigmoid", "exponential")
+ACTIVATIONS = ("linear", "relu", "relu6", "softmax", "log_softmax", "sigmoid", "tanh", "elu",
+               "selu", "softplus", "softsign", "silu", "gelu", "leaky_relu", "hard_sigmoid",
+               "exponential", "celu", "hard_shrink", "hard_silu", "hard_tanh", "log_sigmoid",
+               "mish", "soft_shrink", "sparse_plus", "sparse_sigmoid", "squareplus", "tanh_shrink")
 # layers whose channel c is still unit c of the conv or dense layer before them
 PASS_CHANNELS = ("max_pool", "avg_pool", "batch_norm", "dropout", "global_avg_pool",
                  "global_max_pool")

@@ -123,22 +123,37 @@ const DrawNet = (function () {
     leaky_relu: (x) => (x > 0 ? x : 0.2 * x),
     hard_sigmoid: (x) => Math.min(Math.max(x + 3, 0), 6) / 6,
     exponential: Math.exp,
+    celu: (x) => (x > 0 ? x : Math.expm1(x)),
+    hard_shrink: (x) => (Math.abs(x) > 0.5 ? x : 0),
+    hard_silu: (x) => x * Math.min(Math.max(x + 3, 0), 6) / 6,
+    hard_tanh: (x) => Math.min(Math.max(x, -1), 1),
+    log_sigmoid: (x) => -(x < 0 ? -x + Math.log1p(Math.exp(x)) : Math.log1p(Math.exp(-x))),
+    mish: (x) => x * Math.tanh(x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x))),
+    soft_shrink: (x) => (x > 0.5 ? x - 0.5 : x < -0.5 ? x + 0.5 : 0),
+    sparse_plus: (x) => (x <= -1 ? 0 : x >= 1 ? x : (x + 1) * (x + 1) / 4),
+    sparse_sigmoid: (x) => (x <= -1 ? 0 : x >= 1 ? 1 : (x + 1) / 2),
+    squareplus: (x) => (x + Math.sqrt(x * x + 4)) / 2,
+    tanh_shrink: (x) => x - Math.tanh(x),
     softmax: "softmax",
+    log_softmax: "log_softmax",
   };
 
-  function softmaxInPlace(a, channels) {
+  // softmax or its logarithm over the channels of every pixel
+  function softmaxInPlace(a, channels, log) {
     for (let base = 0; base < a.length; base += channels) {
       let top = -Infinity, sum = 0;
       for (let c = 0; c < channels; c++) top = Math.max(top, a[base + c]);
-      for (let c = 0; c < channels; c++) sum += (a[base + c] = Math.exp(a[base + c] - top));
-      for (let c = 0; c < channels; c++) a[base + c] /= sum;
+      for (let c = 0; c < channels; c++) sum += Math.exp(a[base + c] - top);
+      for (let c = 0; c < channels; c++) {
+        a[base + c] = log ? a[base + c] - top - Math.log(sum) : Math.exp(a[base + c] - top) / sum;
+      }
     }
   }
 
   function activate(name, a, channels) {
     const f = ACTIVATIONS[name];
     if (f === undefined) throw new Error("draw page: unknown activation " + name);
-    if (f === "softmax") softmaxInPlace(a, channels);
+    if (typeof f === "string") softmaxInPlace(a, channels, f === "log_softmax");
     else if (f) for (let i = 0; i < a.length; i++) a[i] = f(a[i]);
     return a;
   }
