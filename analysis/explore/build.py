@@ -143,11 +143,11 @@ def build_site(model, model_path, test_data, out, steps: int = 80, starts: int =
     x_test, y_test = test_data
     x, y = to_input(np.asarray(x_test)), np.asarray(y_test).astype(int)
     info = get_dataset(dataset)
-    net = describe(model, num_classes=info.num_classes)
-    layers = C.sizes(net)
     if len(set(y.tolist())) < info.num_classes:
         raise UserError(f"the test data must hold images of every {info.class_noun} "
                         f"0-{info.num_classes - 1}; check --data/--limit")
+    net = describe(model, num_classes=info.num_classes)
+    layers = C.sizes(net)
     t = time.perf_counter()
     acts = C.scan(model, x)
     stats = {i.name: C.unit_statistics(acts[i.name], y, relu=C.is_relu(i) and i is not net.output_layer,
