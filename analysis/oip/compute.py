@@ -62,7 +62,8 @@ def compute_oips(model, layer: str, maps=None, config: OIPConfig = OIPConfig(), 
     -------
     dict with images (N, 28, 28) in [0, 1], maps (N,), activation (N,) of the OIPs,
     start_activation (N,), data_max (N,) and dead (N,) bool (NaN / False without `x_data`),
-    seconds (the optimisation's wall time, tracing included), precision.
+    seconds (the optimisation's wall time, tracing included), precision, relu (whether the
+    layer's activation is a ReLU: "dead" is defined only then).
     """
     ascent = Ascent(model, layer, config=config)
     maps = np.arange(ascent.channels) if maps is None else np.asarray(maps, dtype=np.int64)
@@ -77,7 +78,7 @@ def compute_oips(model, layer: str, maps=None, config: OIPConfig = OIPConfig(), 
     dead = (data_max <= 0) if (x_data is not None and ascent.relu) else np.zeros(len(maps), bool)
     return {"images": images, "maps": maps, "activation": activation,
             "start_activation": ascent.measure(start, maps), "data_max": data_max,
-            "dead": dead, "seconds": seconds, "precision": ascent.precision}
+            "dead": dead, "seconds": seconds, "precision": ascent.precision, "relu": ascent.relu}
 
 
 def oip_quality(result: dict) -> dict:
