@@ -15,6 +15,7 @@ from analysis.explore.circuit import circuit as strongest_links
 from analysis.explore.circuit import signed
 from analysis.explore import render
 from analysis.oip.ascent import OIPConfig
+from analysis.oip.compute import oip_check
 from mnist_cnn.errors import UserError
 from mnist_cnn.fileio import sha256_file
 from mnist_cnn.data import to_input
@@ -92,20 +93,6 @@ def unit_records(net, acts, stats, causal, circuit, oips, oip_peaks, y) -> list:
         record["previous"] = names[i - 1] if i else None
         record["next"] = names[i + 1] if i + 1 < len(names) else None
     return units
-
-
-def oip_check(oips, stats) -> dict:
-    """Per layer: how many live units' OIPs beat the largest activation on a test image."""
-    out = {}
-    for layer, o in oips.items():
-        live = ~stats[layer]["dead"]
-        best = o["activation"][o["best"], np.arange(len(live))]
-        ratio = best[live] / np.where(o["data_max"][live] > 0, o["data_max"][live], np.nan)
-        out[layer] = {"live": int(live.sum()), "dead": int((~live).sum()),
-                      "best_beats": int(((best > o["data_max"]) & live).sum()),
-                      "start_0_beats": int(((o["activation"][0] > o["data_max"]) & live).sum()),
-                      "median_ratio": None if np.all(np.isnan(ratio)) else _g(np.nanmedian(ratio), 4)}
-    return out
 
 
 def build_site(model, model_path, test_data, out, steps: int = 80, starts: int = 5, seed: int = 0,
