@@ -44,7 +44,8 @@ help:
 	@echo "make oip LAYER=conv_3 [STEPS= SEED= MAPS=0,5,17]"
 	@echo "make explore [MODEL= DATA= OUT= STEPS= STARTS= SEED=]  -> reports/[fashion/]explorer"
 	@echo "make experiments              make experiment NAME=single-image|lines|reference|two-runs"
-	@echo "make info    make bench    make test    make clean"
+	@echo "make info [MODEL=]    make bench    make test    make clean"
+	@echo "  your own model: MODEL=my.keras on evaluate, analyze, oip, explore, info (docs/own-model.md)"
 
 # The stamp is written only after every requirement imports at its pinned version
 # (mnist_cnn/envcheck.py). pip records a package before all its files are in place, so a make
@@ -101,8 +102,10 @@ experiments: $(STAMP)
 experiment: $(STAMP)
 	$(PY) -m mnist_cnn experiment "$(NAME)"
 
+# MODEL=path.keras: that model's layers (any accepted model, docs/own-model.md); default the
+# series' network, untrained.
 info: $(STAMP)
-	$(PY) -m mnist_cnn info
+	$(PY) -m mnist_cnn info $(if $(filter command line environment,$(origin MODEL)),--model "$(MODEL)")
 
 bench: $(STAMP)
 	$(PY) -m mnist_cnn bench $(call opt,BENCH_SEEDS,--seeds)
