@@ -14,6 +14,8 @@
     return bytes;
   })();
   const $ = (id) => document.getElementById(id);
+  // names come from the model file and the data set: text, never markup
+  const esc = (text) => String(text).replace(/[&<>"']/g, (ch) => "&#" + ch.charCodeAt(0) + ";");
   const pad = $("pad"), padCtx = pad.getContext("2d", { willReadFrequently: true });
   const STROKE = 22; // px on the 280 px pad: about an MNIST stroke once scaled into 20x20
 
@@ -144,10 +146,11 @@
     render();
   }
 
-  function className(k) {
+  function label(k) { // "4", or "9 Ankle boot" where classes have names
     const name = MODEL.class_names[k];
     return name === String(k) ? name : k + " " + name;
   }
+  const className = (k) => esc(label(k)); // for HTML
 
   function predicted() {
     const p = state.result.probs;
@@ -174,8 +177,8 @@
     const off = Object.values(state.knocked).reduce((n, s) => n + s.size, 0);
     $("knocked").textContent = off + " unit" + (off === 1 ? "" : "s") + " knocked out";
     $("sample-info").textContent = !state.source ? "Draw with the mouse, a finger or a pen." :
-      state.source + (state.label === null ? "" : ", label " + className(state.label)) +
-      (state.result ? "; the network says " + className(best) : "");
+      state.source + (state.label === null ? "" : ", label " + label(state.label)) +
+      (state.result ? "; the network says " + label(best) : "");
     const median = recent.slice().sort((a, b) => a - b)[Math.floor(recent.length / 2)];
     $("timing").textContent = state.result ? "forward pass " + median.toFixed(1) + " ms (median of the last " +
       recent.length + ")" : "";
@@ -194,7 +197,7 @@
     section.className = "draw-layer";
     const desc = L.kind + (L.kernel ? " " + L.kernel.join("x") + (L.strides[0] > 1 ? "/" + L.strides[0] : "") : "") +
       (L.activation ? ", " + L.activation : "") + " \u2192 " + L.shape.join("\u00d7");
-    section.innerHTML = "<h3>" + L.name + ' <span class="small">' + desc +
+    section.innerHTML = "<h3>" + esc(L.name) + ' <span class="small">' + esc(desc) +
       '</span> <span class="small scale"></span></h3>';
     const canvas = document.createElement("canvas");
     Object.assign(canvas, { width, height, className: "px" });
@@ -271,10 +274,10 @@
         (at % g.w) + "), mean " + (sum / L.spatial).toPrecision(4) : "value " + best.toPrecision(4);
     }
     const off = state.knocked[L.source] && state.knocked[L.source].has(c);
-    box.innerHTML = "<b>" + L.name + " map " + c + "</b>" + (unit && unit !== L.name + "-" + c ?
-      " (of unit " + unit + ")" : "") + (off ? ' <span class="off">knocked out</span>' : "") +
-      "<br>" + numbers + (L.page ? '<br><img class="px" width="84" height="84" alt="OIP of ' + unit +
-      '" src="img/' + unit + '.png"><br>click: ' + (knockMode() ? "knock out / restore" : "its unit page")
+    const name = esc(L.name), of = unit && unit !== L.name + "-" + c ? " (of unit " + esc(unit) + ")" : "";
+    box.innerHTML = "<b>" + name + " map " + c + "</b>" + of + (off ? ' <span class="off">knocked out</span>' : "") +
+      "<br>" + numbers + (L.page ? '<br><img class="px" width="84" height="84" alt="OIP of ' + esc(unit) +
+      '" src="img/' + encodeURIComponent(unit) + '.png"><br>click: ' + (knockMode() ? "knock out / restore" : "its unit page")
         : L.source && knockMode() ? "<br>click: knock out / restore" : "");
     Object.assign(box.style, { display: "block", left: event.clientX + 14 + "px", top: event.clientY + 14 + "px" });
   }
@@ -285,7 +288,7 @@
     const c = mapAt(g, event);
     if (c < 0 || !g.L.source) return;
     if (knockMode()) toggle(g.L.source, c);
-    else if (g.L.page) window.location.href = g.L.source + "-" + c + ".html";
+    else if (g.L.page) window.location.href = encodeURIComponent(g.L.source + "-" + c) + ".html";
   }
 
   function toggle(layer, c) {
