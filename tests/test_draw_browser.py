@@ -222,6 +222,14 @@ def test_drawing_preprocessing_prediction_and_knock_outs(browser, explorer_site,
         np.testing.assert_allclose(state["probs"], keras_probs, atol=TOLERANCE)
         if digit is not None:
             assert state["predicted"] == digit, f"{name} read as {state['predicted']}: {state['probs']}"
+    # the port on inks no pointer makes: a dot, a small blob that is scaled up, a wide one
+    rng = np.random.default_rng(0)
+    for ink in (np.pad([[0.7]], 3), rng.random((7, 15)) * (rng.random((7, 15)) > 0.5),
+                np.pad(rng.random((30, 90)) ** 4, ((20, 5), (3, 40)))):
+        mine = browser.execute_script("return drawPage.toField(arguments[0], arguments[1], arguments[2])",
+                                      ink.ravel().tolist(), *ink.shape)
+        assert np.abs(np.reshape(mine, (28, 28)) - to_mnist_field(ink)).max() <= 1 / 255, ink.shape
+
     browser.find_element("id", "undo").click()  # the 7 loses its diagonal: a horizontal bar
     ink = browser.execute_script("return drawPage.ink()")
     alpha = np.frombuffer(base64.b64decode(ink["alpha"]), np.uint8).reshape(ink["height"], ink["width"])
