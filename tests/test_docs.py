@@ -105,6 +105,13 @@ def test_the_readme_links_every_docs_page_and_shows_pictures():
         assert size <= 160_000, f"{image}: {size} bytes; keep the README's pictures small"
 
 
+def test_every_picture_in_docs_images_is_shown_and_small():
+    shown = {(page.parent / unquote(t).partition("#")[0]).resolve() for page in PAGES for t in links(page)}
+    for image in sorted((ROOT / "docs" / "images").iterdir()):
+        assert image.resolve() in shown, f"{image.relative_to(ROOT)} is on no page"
+        assert image.stat().st_size <= 160_000, f"{image.relative_to(ROOT)}: {image.stat().st_size} bytes"
+
+
 def test_the_readme_is_short():
     lines = (ROOT / "README.md").read_text().count("\n")
     assert lines <= 200, f"README.md has {lines} lines; move detail into docs/"
