@@ -54,6 +54,7 @@ help:
 	@echo "  clean        remove reports/, bench/results.json, models/logs, models/backup"
 	@echo "  help         this list"
 	@echo "analyze, oip and explore first train the default model when it is missing: models/mnist_cnn.keras (fashion: models/fashion/)."
+	@echo "Your own model: MODEL=my.keras on evaluate, analyze, oip, explore, info (docs/own-model.md)."
 	@echo "Guides: README.md and docs/."
 
 # The stamp is written only after every requirement imports at its pinned version
@@ -111,8 +112,10 @@ experiments: $(STAMP)
 experiment: $(STAMP)
 	$(PY) -m mnist_cnn experiment "$(NAME)"
 
+# MODEL=path.keras: that model's layers (any accepted model, docs/own-model.md); default the
+# series' network, untrained.
 info: $(STAMP)
-	$(PY) -m mnist_cnn info
+	$(PY) -m mnist_cnn info $(if $(filter command line environment,$(origin MODEL)),--model "$(MODEL)")
 
 bench: $(STAMP)
 	$(PY) -m mnist_cnn bench $(call opt,BENCH_SEEDS,--seeds)

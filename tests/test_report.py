@@ -137,12 +137,12 @@ def test_bad_model_files(kind, tmp_path, run_main):
     if kind == "corrupt":
         path.write_bytes(b"this is not a keras archive")
     else:
-        inputs = keras.Input((28, 28, 1))
-        keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs))).save(path)
+        inputs = keras.Input((28, 28, 1))  # 5 classes: refused for MNIST (mnist_cnn.network)
+        keras.Model(inputs, keras.layers.Dense(5)(keras.layers.Flatten()(inputs))).save(path)
     out = tmp_path / "reports" / "digit-4"
     rc, err = run_main(["analyze", "--digit", "4", "--model", str(path), "--out", str(out)])
     assert rc == 2 and len(err) == 1
-    assert ("cannot load model" if kind == "corrupt" else "not the mnist_cnn architecture") in err[0]
+    assert ("cannot load model" if kind == "corrupt" else "has 5 units, but the data set has 10") in err[0]
     assert not (tmp_path / "reports").exists()
 
 
@@ -170,15 +170,16 @@ def test_failed_run_leaves_the_old_report(tiny_model_path, tmp_path, monkeypatch
 
 def test_run_analyze_cli(tiny_model_path, tmp_path, monkeypatch, capsys, first_test_images):
     """The CLI entry end to end, with the report sections reduced to the cheap ones."""
-    from analysis import report
     from analysis.report import sections
 
     monkeypatch.setattr(sections, "SECTIONS",
                         [sections.confusion_section, sections.kernels_section])
     out = tmp_path / "digit-7"
-    args = Namespace(digit=7, contrast=None, samples=1, cmap="jet", layers=["conv_1"], out=str(out),
-                     model=str(tiny_model_path), data="")
-    assert report.run_analyze(args) == 0
+    from mnist_cnn.app import analyze
+
+    args = Namespace(dataset="mnist", digit=7, contrast=None, samples=1, cmap="jet",
+                     layers=["conv_1"], out=str(out), model=str(tiny_model_path), data="")
+    assert analyze.run(args) == 0
     assert "wrote" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     assert summary["digit"] == 7 and summary["contrast"] != 7

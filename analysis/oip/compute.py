@@ -47,7 +47,7 @@ def compute_oips(model, layer: str, maps=None, config: OIPConfig = OIPConfig(), 
     model : keras.Model
         The trained network.
     layer : str
-        Target layer (one of TARGET_LAYERS).
+        Target layer: a map or dense layer of the model (`mnist_cnn.network.Network.targets`).
     maps : sequence of int, optional
         Map (or unit) indices; default all of the layer.
     config : OIPConfig
@@ -62,7 +62,8 @@ def compute_oips(model, layer: str, maps=None, config: OIPConfig = OIPConfig(), 
     -------
     dict with images (N, 28, 28) in [0, 1], maps (N,), activation (N,) of the OIPs,
     start_activation (N,), data_max (N,) and dead (N,) bool (NaN / False without `x_data`),
-    seconds (the optimisation's wall time, tracing included), precision.
+    seconds (the optimisation's wall time, tracing included), precision, relu (whether the
+    layer's activation is a ReLU: "dead" is defined only then).
     """
     ascent = Ascent(model, layer, config=config)
     maps = np.arange(ascent.channels) if maps is None else np.asarray(maps, dtype=np.int64)
@@ -77,7 +78,7 @@ def compute_oips(model, layer: str, maps=None, config: OIPConfig = OIPConfig(), 
     dead = (data_max <= 0) if (x_data is not None and ascent.relu) else np.zeros(len(maps), bool)
     return {"images": images, "maps": maps, "activation": activation,
             "start_activation": ascent.measure(start, maps), "data_max": data_max,
-            "dead": dead, "seconds": seconds, "precision": ascent.precision}
+            "dead": dead, "seconds": seconds, "precision": ascent.precision, "relu": ascent.relu}
 
 
 def oip_quality(result: dict) -> dict:
@@ -89,6 +90,30 @@ def oip_quality(result: dict) -> dict:
             "fraction_above_data_max": float((beat & live).sum() / max(live.sum(), 1)),
             "zero_at_start": int((result["start_activation"] <= 0).sum()),
             "zero_at_end": int((result["activation"] <= 0).sum())}
+
+
+def objective_maximum(acts: dict, layer: str) -> np.ndarray:
+    """Largest value of the OIP objective (map mean; dense value; logit) over the scanned
+    images, per unit: what `data_maximum` computes, read from an explorer scan
+    (`analysis.explore.compute.scan`: map means under "<layer>_mean")."""
+    return acts[f"{layer}_mean" if f"{layer}_mean" in acts else layer].max(axis=0)
+
+
+def oip_check(oips, stats) -> dict:
+    """Per layer of an explorer build (several starts per unit, `explore.compute.layer_oips`):
+    how many live units' best OIPs beat the largest activation on a test image (what
+    `oip_quality` counts for one run)."""
+    out = {}
+    for layer, o in oips.items():
+        live = ~stats[layer]["dead"]
+        best = o["activation"][o["best"], np.arange(len(live))]
+        ratio = best[live] / np.where(o["data_max"][live] > 0, o["data_max"][live], np.nan)
+        median = None if np.all(np.isnan(ratio)) else float(f"{float(np.nanmedian(ratio)):.4g}")
+        out[layer] = {"live": int(live.sum()), "dead": int((~live).sum()),
+                      "best_beats": int(((best > o["data_max"]) & live).sum()),
+                      "start_0_beats": int(((o["activation"][0] > o["data_max"]) & live).sum()),
+                      "median_ratio": median}
+    return out
 
 
 CLASS_IMAGE_CONFIG = OIPConfig(steps=200, tv=0.5)  # a little smoothing: logits reward noise
@@ -110,8 +135,11 @@ def class_images(model, digits, config: OIPConfig = CLASS_IMAGE_CONFIG, seed: in
     dict with images (K, 28, 28), digits (K,), logit (K,) of the own class, probability (K,)
     of the own class, predicted (K,) class of each image.
     """
+    from mnist_cnn.network import describe
+
     digits = np.asarray(digits, dtype=np.int64)
-    result = compute_oips(model, "output", digits, config, seed, verbose=verbose)
+    output = describe(model).output_layer.name
+    result = compute_oips(model, output, digits, config, seed, verbose=verbose)
     probabilities = np.asarray(model(result["images"][..., None], training=False))
     return {"images": result["images"], "digits": digits, "logit": result["activation"],
             "probability": probabilities[np.arange(len(digits)), digits],
@@ -121,7 +149,7 @@ def class_images(model, digits, config: OIPConfig = CLASS_IMAGE_CONFIG, seed: in
 CARVE_CONFIG = OIPConfig(steps=20, lr=0.02, param="clip", jitter=0)
 
 
-def carve(model, image, maps, layer: str = "conv_3", config: OIPConfig = CARVE_CONFIG) -> dict:
+def carve(model, image, maps, layer: str | None = None, config: OIPConfig = CARVE_CONFIG) -> dict:
     """Pattern carving: amplify, in a real image, what each of some maps reacts to.
 
     A few small normalised gradient steps from `image` towards a larger mean activation of one
@@ -132,15 +160,18 @@ def carve(model, image, maps, layer: str = "conv_3", config: OIPConfig = CARVE_C
     model : keras.Model
     image : float array (28, 28[, 1]) in [0, 1]
     maps : sequence of int, maps of `layer`
-    layer : str
+    layer : str, optional (default the model's last conv layer)
     config : OIPConfig (few steps, small lr, clip parameterisation)
 
     Returns
     -------
     dict with before (28, 28), after (K, 28, 28), maps (K,), activation_before (K,),
     activation_after (K,), predicted_before (int), predicted_after (K,),
-    probability_before (10,), probability_after (K, 10).
+    probability_before (classes,), probability_after (K, classes).
     """
+    from mnist_cnn.network import describe
+
+    layer = layer or describe(model).last_conv.name
     maps = np.asarray(maps, dtype=np.int64)
     before = np.asarray(image, np.float32).reshape(28, 28)
     ascent = Ascent(model, layer, config=config)
