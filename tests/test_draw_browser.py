@@ -123,7 +123,7 @@ def test_forward_pass_matches_keras_layer_by_layer(browser, explorer_site, tiny_
     oip = "const i = document.querySelector('#hover img'); return i.complete && i.naturalWidth > 0 && i.getAttribute('src')"
     assert WebDriverWait(browser, 5).until(lambda b: b.execute_script(oip)) == "img/conv_3-4.png"
     ActionChains(browser).click().perform()
-    assert browser.current_url.endswith("/conv_3-4.html")
+    WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith("/conv_3-4.html"))
 
 
 def other_models():

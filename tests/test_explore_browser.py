@@ -62,7 +62,7 @@ def browser():
 
 def open_page(browser, site: Path, name: str):
     browser.get((site / f"{name}.html").as_uri())
-    assert browser.execute_script("return document.readyState") == "complete"
+    wait_for_page(browser, name)  # get() has been seen to return with the page still loading
 
 
 def check_page(browser, site: Path) -> int:
@@ -103,8 +103,8 @@ def jump(browser, text: str):
 def wait_for_page(browser, name: str):
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith(f"/{name}.html"))
-    assert browser.execute_script("return document.readyState") == "complete"
+    WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith(f"/{name}.html") and
+                                     b.execute_script("return document.readyState") == "complete")
 
 
 def test_index_layer_and_unit_pages_work_in_chromium(browser, explorer_site, tmp_path):
