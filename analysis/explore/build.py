@@ -172,7 +172,7 @@ def build_site(model, model_path, test_data, out, steps: int = 80, starts: int =
         begin += n
     units = unit_records(net, acts, stats, causal, circuit, oips, oip_peaks, y)
     check = oip_check(oips, stats)
-    logits = acts["output"]
+    logits = acts[net.output_layer.name]
     site = {
         "generator": GENERATOR,
         "model": {"file": str(model_path) if model_path else "(in memory)",
