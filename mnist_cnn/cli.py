@@ -345,6 +345,57 @@ def run_explore(args):
     return run(args)
 
 
+def add_predict(sub):
+    p = sub.add_parser("predict", help="what the network says about your own image(s), and why "
+                                       "-> reports/predict/<name>/index.html")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="PNG, JPEG, BMP, GIF or WebP files of one digit each (any size, colour or "
+                        "grey, dark ink on light paper or light on dark)")
+    p.add_argument("--contrast", default=None, metavar="CLASS",
+                   help="explain the answer rather than CLASS (default: the runner-up)")
+    p.add_argument("--threshold", type=_number(float, "fraction"), default=None,
+                   help="ink below this fraction of the strongest ink counts as paper "
+                        "(default 0.2)")
+    p.add_argument("--top", type=positive_int, default=8,
+                   help="most active maps of the last conv layer shown (default 8)")
+    p.add_argument("--oip-steps", type=nonneg_int, default=60,
+                   help="gradient steps of their OIPs when no explorer site of the model exists "
+                        "(default 60; 0: none)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="reports folder (default reports/predict; fashion: reports/fashion/predict)")
+    p.add_argument("--check-only", action="store_true", help="check the arguments and stop")
+    _model_option(p)
+    p.set_defaults(run=run_predict, check=check_predict)
+
+
+def check_predict(args):
+    """Read every image (Pillow, no TensorFlow): any bad one stops the command before anything
+    is written."""
+    from mnist_cnn.images import NOISE_THRESHOLD, load_ink
+
+    if args.out is None:
+        args.out = report_dir(args.dataset, "predict")
+    if args.contrast is not None:
+        args.contrast = parse_class(args.dataset, args.contrast, "--contrast")
+    threshold = NOISE_THRESHOLD if args.threshold is None else args.threshold
+    stems = {}
+    for path in args.images:
+        stem = Path(path).stem
+        if stem in stems and stems[stem] != path:
+            raise UserError(f"{stems[stem]} and {path} would both write {args.out}/{stem}/; "
+                            "predict them separately with --out")
+        stems[stem] = path
+    args.inks = [load_ink(path, threshold) for path in args.images]
+    _check_model(args, allow_missing_default=args.check_only)
+    _check_data(args)
+
+
+def run_predict(args):
+    from analysis.predict import run_predict as run
+
+    return run(args)
+
+
 def add_experiment(sub):
     p = sub.add_parser("experiment", help="the filter-learning experiments (see README)")
     p.add_argument("name", choices=[*EXPERIMENTS, "all"], metavar="NAME",
@@ -416,8 +467,8 @@ def build_parser() -> Parser:
     parser = Parser(prog="mnist_cnn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=Parser)
-    for add in (add_train, add_evaluate, add_analyze, add_oip, add_explore, add_experiment,
-                add_info, add_bench):
+    for add in (add_train, add_evaluate, add_analyze, add_oip, add_explore, add_predict,
+                add_experiment, add_info, add_bench):
         add(sub)
     return parser
 
