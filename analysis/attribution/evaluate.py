@@ -53,7 +53,8 @@ def measure(attributor, x, w, steps: int = 16, randomise: int = 20, seed: int = 
         completeness = {"relative_error": err.tolist(), "max_relative_error": float(err.max()),
                         "within_1_percent": float((err <= COMPLETENESS_TOLERANCE).mean()),
                         "sum": check["sum"].tolist(), "delta": check["delta"].tolist(),
-                        "steps": attributor.ig_steps}
+                        "steps": attributor.ig_steps, "max_steps": int(check["steps"].max()),
+                        "redone": int((check["steps"] > attributor.ig_steps).sum())}
     result = {"maps": maps, "completeness": completeness, "deletion": deletion,
               "randomisation": randomisation, "images": len(x), "randomised_images": k}
     result["rows"] = verdict_rows(result)
@@ -100,7 +101,7 @@ def public(result: dict) -> dict:
     return {"images": result["images"], "randomised_images": result["randomised_images"],
             "completeness": None if result["completeness"] is None else
             {k: v for k, v in result["completeness"].items() if k in
-             ("max_relative_error", "within_1_percent", "steps")},
+             ("max_relative_error", "within_1_percent", "steps", "max_steps", "redone")},
             "controls": controls(result), "rows": result["rows"],
             "randomisation": result["randomisation"],
             "mean_curves": {name: {kind: np.asarray(c[kind]).mean(axis=0).round(4).tolist()
@@ -138,7 +139,8 @@ def table_html(result: dict) -> str:
     comp = result["completeness"]
     note = ""
     if comp is not None:
-        note = (f"<p>Integrated gradients' completeness ({comp['steps']} path points): the map "
+        note = (f"<p>Integrated gradients' completeness ({comp['steps']} path points, up to "
+                f"{comp['max_steps']} for {comp['redone']} image(s) that needed more): the map "
                 f"sums to f(x) - f(black) within 1% on {comp['within_1_percent']:.0%} of the "
                 f"{result['images']} image(s); largest error {comp['max_relative_error']:.2%}.</p>")
     rand = result["randomisation"]

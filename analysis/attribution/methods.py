@@ -103,14 +103,16 @@ class Attributor:
         A trained network ending in a softmax (or linear) Dense.
     smooth_samples, smooth_noise : SmoothGrad's noisy copies and their standard deviation
         (as a fraction of the input range [0, 1]; 0.15 is the paper's 10-20%).
-    ig_steps : int, points on the integrated-gradients path (midpoint rule).
-    patch, stride : occlusion patch side and step, in pixels.
+    ig_steps : int, points on the integrated-gradients path (midpoint rule; doubled for the
+        images that miss completeness by more than 1%, see `integrated_gradients`).
+    patch, stride : occlusion patch side and step, in pixels (4 and 4: 49 patches tile the
+        28x28 field; stride 2 gives smoother maps at 3.4 times the cost).
     rows : images per compiled call (memory bound; any batch is cut into such chunks).
     seed : SmoothGrad's noise.
     """
 
     def __init__(self, model, smooth_samples: int = 16, smooth_noise: float = 0.15,
-                 ig_steps: int = 32, patch: int = 4, stride: int = 2, rows: int = 2048,
+                 ig_steps: int = 32, patch: int = 4, stride: int = 4, rows: int = 2048,
                  seed: int = 0):
         self.model = model
         self.net = logit_network(model)
@@ -177,23 +179,40 @@ class Attributor:
         grads = self.gradient(noisy, np.repeat(w, s, axis=0)).reshape(len(x), s, *x.shape[1:])
         return (grads.mean(axis=1) * x).sum(axis=-1)
 
-    def integrated_gradients(self, x, w, return_check: bool = False):
-        """Maps (N, H, W); with `return_check`, also {"sum", "delta", "relative_error"} (N,):
-        the map's sum, f(x) - f(0), and |sum - delta| / max(|delta|, 1e-6)."""
+    def _ig(self, x, w, m: int):
         # Midpoint rule: the path's ends are not sampled, and the black baseline is where every
         # ReLU sits at its kink (zero gradient for a bias-free layer), which the trapezoid
         # rule would weigh by half a step and so miss completeness by 1 / (2 steps).
-        m = self.ig_steps
         alphas = ((np.arange(m) + 0.5) / m).astype(np.float32)
         path = (alphas[None, :, None, None, None] * x[:, None]).reshape(-1, *x.shape[1:])
         grads = self.gradient(path, np.repeat(w, m, axis=0)).reshape(len(x), m, *x.shape[1:])
-        maps = (grads.mean(axis=1) * x).sum(axis=-1)
+        return (grads.mean(axis=1) * x).sum(axis=-1)
+
+    def integrated_gradients(self, x, w, return_check: bool = False, tolerance: float = 0.01,
+                             max_steps: int = 256):
+        """Maps (N, H, W). The path is sampled at `ig_steps` points; an image whose map misses
+        completeness by more than `tolerance` (relative) is done again with twice the points,
+        up to `max_steps` (a ReLU network's gradient jumps along the path, so a few images
+        need more). With `return_check`, also {"sum", "delta", "relative_error", "steps"}
+        (N,): the map's sum, f(x) - f(0), |sum - delta| / max(|delta|, 1e-6), points used."""
+        maps = self._ig(x, w, self.ig_steps)
+        delta = self.target(x, w) - self.target(np.zeros_like(x), w)
+        steps = np.full(len(x), self.ig_steps)
+
+        def error(m, d):
+            return np.abs(m.reshape(len(m), -1).sum(axis=1) - d) / np.maximum(np.abs(d), 1e-6)
+
+        err = error(maps, delta)
+        while (err > tolerance).any() and steps.max() < max_steps:
+            redo = np.flatnonzero(err > tolerance)
+            m = int(steps[redo].max()) * 2
+            maps[redo] = self._ig(x[redo], w[redo], m)
+            steps[redo] = m
+            err[redo] = error(maps[redo], delta[redo])
         if not return_check:
             return maps
-        total = maps.reshape(len(x), -1).sum(axis=1)
-        delta = self.target(x, w) - self.target(np.zeros_like(x), w)
-        error = np.abs(total - delta) / np.maximum(np.abs(delta), 1e-6)
-        return maps, {"sum": total, "delta": delta, "relative_error": error}
+        return maps, {"sum": maps.reshape(len(x), -1).sum(axis=1), "delta": delta,
+                      "relative_error": err, "steps": steps}
 
     def gradcam(self, x, w) -> dict:
         """{"gradcam:<conv layer>": maps (N, H, W)} for every conv layer."""
