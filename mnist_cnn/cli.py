@@ -358,9 +358,10 @@ def add_predict(sub):
                         "(default 0.2)")
     p.add_argument("--top", type=positive_int, default=8,
                    help="most active maps of the last conv layer shown (default 8)")
-    p.add_argument("--oip-steps", type=nonneg_int, default=60,
+    p.add_argument("--oip-steps", type=nonneg_int, default=80,
                    help="gradient steps of their OIPs when no explorer site of the model exists "
-                        "(default 60; 0: none)")
+                        "(computed once per model for all the layer's maps, then cached; "
+                        "default 80; 0: none)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="reports folder (default reports/predict; fashion: reports/fashion/predict)")
     p.add_argument("--check-only", action="store_true", help="check the arguments and stop")

@@ -33,8 +33,10 @@ def explorer_site(dataset, model_path):
     return site if meta.get("model", {}).get("sha256") == sha256_file(model_path) else None
 
 
-def _oips(model, layer, maps, site, steps):
-    """{map: OIP image (28, 28)}: from the site's pictures, else computed (short ascent)."""
+def _oips(model, model_path, layer, maps, site, steps, cache_dir):
+    """{map: OIP image (28, 28)}: the site's pictures when an explorer site of this model
+    exists, else the OIPs of all the layer's maps, computed once per model (`steps` gradient
+    steps) and cached in `cache_dir`."""
     import numpy as np
 
     if site is not None:
@@ -46,14 +48,26 @@ def _oips(model, layer, maps, site, steps):
             if path.is_file():
                 found[int(m)] = 1.0 - np.asarray(Image.open(path).convert("L"), np.float32) / 255
         return found
-    from analysis.oip.ascent import OIPConfig
-    from analysis.oip.compute import compute_oips
     from mnist_cnn.config import TARGET_LAYERS
+    from mnist_cnn.fileio import save_npz, sha256_file
 
     if layer not in TARGET_LAYERS or steps == 0:
         return {}
-    result = compute_oips(model, layer, list(map(int, maps)), OIPConfig(steps=steps), verbose=0)
-    return {int(m): img for m, img in zip(result["maps"], result["images"])}
+    path = Path(cache_dir) / f"oips-{layer}-{steps}-{sha256_file(model_path)[:16]}.npz"
+    images = None
+    if path.is_file():
+        try:
+            with np.load(path) as f:
+                images = f["images"]
+        except (OSError, ValueError, KeyError):
+            images = None  # a damaged cache is rebuilt
+    if images is None:
+        from analysis.oip.ascent import OIPConfig
+        from analysis.oip.compute import compute_oips
+
+        images = compute_oips(model, layer, None, OIPConfig(steps=steps), verbose=0)["images"]
+        save_npz(path, images=images)
+    return {int(m): images[int(m)] for m in maps}
 
 
 def run_predict(args) -> int:
@@ -90,7 +104,8 @@ def run_predict(args) -> int:
         if layer is not None:
             idx, means = compute.top_maps(maps[layer], args.top)
             top = (layer, idx, means)
-            oips = _oips(model, layer, idx, site, args.oip_steps)
+            oips = _oips(model, args.model, layer, idx, site, args.oip_steps,
+                             out_root / ".cache")
         idx, dist = compute.nearest(features, hidden, 8)
         item = {"name": Path(path).name, "path": path, "ink": ink, "field": field,
                 "thumbnail": thumbnail(path), "answer": top3, "contrast": int(contrast),
