@@ -12,12 +12,19 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from mnist_cnn.config import LAYER_NAMES, MAP_LAYERS
+from mnist_cnn.config import MAP_LAYERS
 from mnist_cnn.errors import UserError
 from mnist_cnn.model import sub_model
+from mnist_cnn.network import describe
 
-# Layers an analysis reads: the map-producing conv/pool layers and the hidden dense layer.
+# The series' network's feature layers (what `feature_layers` gives for it).
 FEATURE_LAYERS = (*MAP_LAYERS, "dense_1")
+
+
+def feature_layers(model) -> tuple:
+    """Layers an analysis reads: every map-producing layer and the hidden dense layers."""
+    net = describe(model)
+    return tuple(i.name for i in (*net.map_layers, *net.hidden_dense))
 
 
 class FeatureExtractor:
@@ -28,23 +35,25 @@ class FeatureExtractor:
     model : keras.Model
         The trained network (see `mnist_cnn.model.load_trained`).
     layers : sequence of str
-        Layer names, e.g. ("conv_1", "conv_3", "output").
+        Layer names, e.g. ("conv_1", "conv_3", "output"); default `feature_layers(model)`.
     batch_size : int
         Images per forward pass; large batches amortise the per-call overhead.
     """
 
-    def __init__(self, model, layers=FEATURE_LAYERS, batch_size=2000):
-        unknown = [name for name in layers if name not in LAYER_NAMES]
+    def __init__(self, model, layers=None, batch_size=2000):
+        layers = feature_layers(model) if layers is None else layers
+        names = describe(model).names
+        unknown = [name for name in layers if name not in names]
         if unknown or not layers:
             raise UserError(f"unknown layer {unknown[0] if unknown else layers!r}; "
-                            f"choose from {', '.join(LAYER_NAMES)}")
+                            f"choose from {', '.join(names)}")
         self.layers = tuple(layers)
         self.batch_size = int(batch_size)
         self.model = sub_model(model, list(self.layers))
         # One trace for every batch size: the batch dimension is left unknown.
         self._forward = tf.function(
             lambda x: self.model(x, training=False),
-            input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)])
+            input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)])
 
     def __call__(self, x) -> dict:
         """Run the images through the sub-model.
@@ -72,14 +81,14 @@ class FeatureExtractor:
         return out
 
 
-def extract(model, x, layers=FEATURE_LAYERS, batch_size=2000) -> dict:
+def extract(model, x, layers=None, batch_size=2000) -> dict:
     """{layer name: activations (N, ...)} of `layers` for the images `x` (one-off use).
 
     Parameters
     ----------
     model : keras.Model
     x : float32 array (N, 28, 28, 1) in [0, 1]
-    layers : sequence of str
+    layers : sequence of str, optional (default `feature_layers(model)`)
     batch_size : int
 
     Returns

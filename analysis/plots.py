@@ -181,7 +181,7 @@ def plot_class_samples(images_a, maps_a, images_b, maps_b, layer: str, label_a: 
 
 
 def plot_kernels(kernels: np.ndarray, layer="conv_1"):
-    """First-layer kernels (3, 3, 1, C) as a grid, one symmetric diverging colour scale.
+    """First-layer kernels (kh, kw, 1, C) as a grid, one symmetric diverging colour scale.
 
     Returns
     -------
@@ -203,7 +203,7 @@ def plot_kernels(kernels: np.ndarray, layer="conv_1"):
         mappable = ax.imshow(k[..., i], cmap="RdBu_r", norm=norm, interpolation="nearest")
         ax.set_title(str(i), fontsize=8, pad=2)
     fig.colorbar(mappable, ax=axes, fraction=0.025, pad=0.02, label="weight")
-    fig.suptitle(f"{layer} kernels (3x3), one colour scale", fontsize=10)
+    fig.suptitle(f"{layer} kernels ({k.shape[0]}x{k.shape[1]}), one colour scale", fontsize=10)
     return fig
 
 

@@ -45,7 +45,7 @@ def bench_throughput(images=6_400) -> dict:
 
     from mnist_cnn.config import TrainConfig
     from mnist_cnn.pipeline import training_dataset
-    from mnist_cnn.train import compiled_model, seed_everything, split
+    from mnist_cnn.training import compiled_model, seed_everything, split
 
     base = TrainConfig()
     (x_fit, y_fit), _, _ = split(base)
@@ -99,15 +99,15 @@ def keras_io_convnet(data=None, seed=0) -> dict:
             "test_accuracy": float(accuracy), "training_seconds": round(seconds, 1)}
 
 
-def bench_train(args) -> dict:
+def bench_train(seeds: int = 3) -> dict:
     """Throughput per precision, the default training over seeds, then the keras-io peer."""
     from mnist_cnn.config import TrainConfig
     from mnist_cnn.precision import resolve
-    from mnist_cnn.train import train
+    from mnist_cnn.training import train
 
     out = {"policy": resolve(TrainConfig().precision), "throughput": bench_throughput()}
     runs = []
-    for seed in range(args.seeds):
+    for seed in range(seeds):
         config = TrainConfig(seed=seed, out_dir=f"bench/runs/seed-{seed}")
         metrics = train(config, verbose=0)
         history = json.loads((Path(config.out_dir) / "history.json").read_text())
@@ -138,7 +138,7 @@ def bench_train(args) -> dict:
     return out
 
 
-def bench_pipeline(args, seconds=3.0, trials=8) -> dict:
+def bench_pipeline(seeds: int = 3, seconds=3.0, trials=8) -> dict:
     """`make bench` section: why `mnist_cnn.pipeline` switches tf.data's autotuning off.
 
     The same pipeline (batches of 64 gathered from the 50,000 training images) with autotuning
@@ -151,7 +151,7 @@ def bench_pipeline(args, seconds=3.0, trials=8) -> dict:
     import tensorflow as tf
 
     from mnist_cnn.config import TrainConfig
-    from mnist_cnn.train import split
+    from mnist_cnn.training import split
 
     (x_fit, _), _, _ = split(TrainConfig())
     images = tf.constant(x_fit)
@@ -177,12 +177,12 @@ def bench_pipeline(args, seconds=3.0, trials=8) -> dict:
     return out
 
 
-def bench_fashion(args) -> dict:
+def bench_fashion(seeds: int = 3) -> dict:
     """`make bench` section: the Fashion-MNIST default recipe (`TrainConfig(dataset="fashion")`,
     its augmentation `config.AUGMENTATION["fashion"]`) trained once, seed 0, on this machine:
     test accuracy and training seconds, beside the CPU facts."""
     from mnist_cnn.config import AUGMENTATION, TrainConfig
-    from mnist_cnn.train import train
+    from mnist_cnn.training import train
 
     config = TrainConfig(dataset="fashion", seed=0, out_dir="bench/runs/fashion-seed-0")
     metrics = train(config, verbose=0)
@@ -195,7 +195,7 @@ def bench_fashion(args) -> dict:
             "machine": machine_facts(resolve(config.precision))}
 
 
-def bench_analyze(args) -> dict:
+def bench_analyze(seeds: int = 3) -> dict:
     """`make bench` section: feature-map extraction speed and the whole analyze command's time.
 
     Returns
@@ -236,7 +236,7 @@ def bench_analyze(args) -> dict:
             "analyze_section_seconds": inner["section_seconds"]}
 
 
-def bench_oip(args) -> dict:
+def bench_oip(seeds: int = 3) -> dict:
     """`make bench` section: OIP quality on conv_3, and the time for conv_3 and all conv maps.
 
     Targets: >= 95% of the conv_3 maps active on the test set get an OIP above their largest
@@ -291,7 +291,7 @@ def bench_oip(args) -> dict:
     return out
 
 
-def bench_experiments(args):
+def bench_experiments(seeds: int = 3):
     """`make bench` section: seconds and key numbers of each experiment (output in a temporary folder)."""
     import tempfile
 
@@ -314,7 +314,7 @@ KEY_NUMBERS = {
 }
 
 
-# name -> function; each takes the parsed args and returns a dict. The order is the order of a
+# name -> function; each takes the number of training seeds and returns a dict. The order is the order of a
 # full `make bench`.
 SECTIONS = {"pipeline": bench_pipeline, "train": bench_train, "analyze": bench_analyze,
             "oip": bench_oip, "experiments": bench_experiments, "fashion": bench_fashion}
@@ -324,15 +324,19 @@ def ensure_model():
     """The analysis sections measure the default model; train it first if it is missing."""
     if not MODEL.is_file():
         from mnist_cnn.config import TrainConfig
-        from mnist_cnn.train import train
+        from mnist_cnn.training import train
 
         train(TrainConfig(), verbose=0)
     return MODEL
 
 
-def run_bench(args):
-    """Run the chosen sections, print their numbers and merge them into bench/results.json."""
-    chosen = [s.strip() for s in args.only.split(",") if s.strip()] or list(SECTIONS)
+SECTION_NAMES = tuple(SECTIONS)
+
+
+def run_bench(sections=None, seeds: int = 3):
+    """Run the chosen sections (default all), print their numbers and merge them into
+    bench/results.json."""
+    chosen = list(sections or SECTIONS)
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown:
         from mnist_cnn.errors import UserError
@@ -341,7 +345,7 @@ def run_bench(args):
     results["machine"] = machine_facts(resolve("auto"))
     for name in chosen:
         started = time.perf_counter()
-        results[name] = SECTIONS[name](args)
+        results[name] = SECTIONS[name](seeds)
         results[name]["section_seconds"] = round(time.perf_counter() - started, 1)
         write_json(RESULTS, results)  # after every section, so a long run keeps what it measured
     print(json.dumps({k: results[k] for k in chosen}, indent=2))

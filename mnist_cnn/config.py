@@ -5,8 +5,9 @@ and the network's facts (layer names and sizes, default paths, experiment names)
 measured recipe (see README, `make bench`). Each field's metadata says how the command line
 parses and checks it, so `--epochs -1` is rejected before TensorFlow is imported.
 
-The layer table below is the single description of the architecture's names and shapes;
-`mnist_cnn.model` builds the network to match it (and its tests check that it does). This
+The layer table below says how the series' network is built (`mnist_cnn.model.build_model`
+matches it, and its tests check that it does); it is one model among others. Every analysis
+reads a model's layers and sizes from the model itself (`mnist_cnn.network.describe`). This
 module imports no TensorFlow or Keras, so `mnist_cnn.cli` can read it at no cost.
 """
 
@@ -102,6 +103,17 @@ def report_dir(dataset="mnist", *parts) -> str:
     return "/".join(("reports",) + (() if name == "mnist" else (name,)) + parts)
 
 
+def analyze_out_dir(dataset, label: int) -> str:
+    """Default report folder of `analyze`: reports/digit-4 (MNIST), reports/fashion/class-6-shirt."""
+    import re
+
+    info = get_dataset(dataset)
+    if info.name == "mnist":
+        return report_dir(info.name, f"digit-{label}")
+    slug = "-".join(w for w in re.split(r"[^a-z0-9]+", info.class_name(label).lower()) if w)
+    return report_dir(info.name, f"class-{label}-{slug}")
+
+
 # Keras model names: the .keras file records which data set its model was trained on (the name
 # survives a copy; metrics.json beside it records it too). MNIST keeps the name every model had
 # before Fashion-MNIST was added, so existing models stay valid.
@@ -117,7 +129,8 @@ AUGMENTATION = {"mnist": ("translate", "rotate"), "fashion": ()}
 # The model `train` writes with the default configuration, and every command's default --model.
 DEFAULT_MODEL = TrainConfig().model_path  # "models/mnist_cnn.keras"; the Makefile names it too
 
-# The network, layer by layer (mnist_cnn.model builds it; the analysis cuts it at these names).
+# The series' network, layer by layer (mnist_cnn.model builds it). Analyses never read this
+# table: they describe the model they are given (mnist_cnn.network).
 INPUT_SHAPE = (28, 28, 1)
 LAYER_NAMES = ("conv_1", "pool_1", "conv_2", "pool_2", "conv_3", "flatten", "dense_1", "output")
 OUTPUT_SHAPES = {"conv_1": (26, 26, 32), "pool_1": (13, 13, 32), "conv_2": (11, 11, 64),

@@ -7,7 +7,7 @@ from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
 
 def predict(model, x, batch_size=1000) -> np.ndarray:
-    """Class probabilities (N, 10) for model-ready inputs."""
+    """Class probabilities (N, classes) for model-ready inputs."""
     from mnist_cnn.pipeline import batches
 
     return np.asarray(model.predict(batches(x, batch_size=batch_size), verbose=0))
@@ -21,18 +21,24 @@ def evaluate(model, x, y, probabilities=None) -> dict:
     model : keras.Model
     x : float32 array (N, 28, 28, 1) in [0, 1]
     y : int array (N,)
-    probabilities : array (N, 10), optional
+    probabilities : array (N, K), optional
         Precomputed predictions (skips running the model).
 
     Returns
     -------
-    dict with accuracy, loss (floats), per_class_accuracy (list of 10), confusion_matrix
-    ((10, 10) int array, rows true, columns predicted), predicted (N,), probabilities (N, 10).
+    dict with accuracy, loss (floats), per_class_accuracy (list of K), confusion_matrix
+    ((K, K) int array, rows true, columns predicted), predicted (N,), probabilities (N, K);
+    K, the number of classes, is the model's output size.
+
+    A model with a linear output (logits) is evaluated on their softmax.
     """
     p = predict(model, x) if probabilities is None else probabilities
+    if probabilities is None and _linear_output(model):
+        z = p - p.max(axis=1, keepdims=True)
+        p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
     y = np.asarray(y).astype(int)
     predicted = p.argmax(axis=1)
-    cm = confusion_matrix(y, predicted, labels=range(10))
+    cm = confusion_matrix(y, predicted, labels=range(p.shape[1]))
     loss = float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None))))
     per_class = (np.diag(cm) / np.maximum(cm.sum(axis=1), 1)).round(6).tolist()
     return {"accuracy": float((predicted == y).mean()), "loss": loss,
@@ -40,17 +46,24 @@ def evaluate(model, x, y, probabilities=None) -> dict:
             "predicted": predicted, "probabilities": p}
 
 
+def _linear_output(model) -> bool:
+    """Whether the model's last layer outputs logits (a linear Dense) rather than probabilities."""
+    activation = getattr(model.layers[-1], "activation", None)
+    return getattr(activation, "__name__", "") == "linear"
+
+
 def top_confusions(cm: np.ndarray, k=5) -> list:
     """The k largest off-diagonal cells as (true, predicted, count), largest first."""
     off = np.array(cm, copy=True)
     np.fill_diagonal(off, 0)
+    n = off.shape[1]
     order = np.argsort(off, axis=None)[::-1][:k]
-    return [(int(i // 10), int(i % 10), int(off.flat[i])) for i in order if off.flat[i] > 0]
+    return [(int(i // n), int(i % n), int(off.flat[i])) for i in order if off.flat[i] > 0]
 
 
 def format_confusion(cm: np.ndarray) -> str:
     """The confusion matrix as a text table (rows: true class, columns: predicted)."""
-    lines = ["true\\pred " + " ".join(f"{j:>5d}" for j in range(10))]
+    lines = ["true\\pred " + " ".join(f"{j:>5d}" for j in range(len(cm)))]
     lines += [f"{i:>9d} " + " ".join(f"{v:>5d}" for v in row) for i, row in enumerate(cm)]
     return "\n".join(lines)
 
@@ -65,7 +78,7 @@ def plot_confusion(cm: np.ndarray, dataset="mnist"):
     from mnist_cnn.datasets import get_dataset
 
     info = get_dataset(dataset)
-    labels = list(range(10)) if info.name == "mnist" else list(info.class_names)
+    labels = list(range(len(cm))) if info.name == "mnist" else list(info.class_names)
     named = info.name != "mnist"
     fig, axes = plt.subplots(1, 2, figsize=(14, 6.4) if named else (13, 5.6))
     ConfusionMatrixDisplay(cm, display_labels=labels).plot(

@@ -1,11 +1,11 @@
-"""The series' CNN: Conv(32)-Pool-Conv(64)-Pool-Conv(128)-MLP, as a Keras functional model.
+"""The series' CNN, Conv(32)-Pool-Conv(64)-Pool-Conv(128)-MLP, and every model the analyses read.
 
-Everything about the network lives here: building it, loading a trained one, moving its weights
-between precisions, and every cut the analyses make through it (`sub_model` for feature maps,
-`pre_activation_model` for OIPs, `head_model` for the ablation), so no analysis rebuilds layers.
-Layer names are stable because those cuts are made at them: conv_1 pool_1 conv_2 pool_2 conv_3
-flatten dense_1 output (the table is in `mnist_cnn.config`, which imports no Keras). Inputs are
-28x28x1 images in [0, 1].
+Building the series' network (`build_model`, named as in `mnist_cnn.config`'s layer table:
+conv_1 pool_1 conv_2 pool_2 conv_3 flatten dense_1 output), loading a trained model (any chain
+`mnist_cnn.network.describe` accepts), moving its weights between precisions, and every cut the
+analyses make through a model (`sub_model` for feature maps, `pre_activation_model` for OIPs,
+`head_model` for the ablation), so no analysis rebuilds layers. The cuts find their layers in
+`describe(model)`, never in a table. Inputs are 28x28x1 images in [0, 1].
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from mnist_cnn.config import (ACTIVATION_OF, INPUT_SHAPE, LAYER_NAMES, MODEL_NAMES, OUTPUT_SHAPES,
-                              TARGET_LAYERS)
+from mnist_cnn.config import INPUT_SHAPE, LAYER_NAMES, MODEL_NAMES, OUTPUT_SHAPES
 from mnist_cnn.datasets import get_dataset
 from mnist_cnn.errors import UserError
 
@@ -94,54 +93,81 @@ def with_weights(weights, dtype_policy: str = "float32", dataset: str = "mnist")
     return model
 
 
-def check_architecture(model, source="model") -> None:
-    """Raise UserError unless `model` has this project's layers and shapes."""
+def is_series_network(model) -> bool:
+    """Whether `model` has the series' layer names and shapes (`config.LAYER_NAMES`): such a
+    model is rebuilt with `build_model`, any other accepted model is cloned as it is."""
     names = [layer.name for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    if tuple(names) != LAYER_NAMES:
-        raise UserError(f"{source} is not the mnist_cnn architecture (layers {names}); "
-                        "train one with `make train`")
-    for name, shape in OUTPUT_SHAPES.items():
-        got = tuple(model.get_layer(name).output.shape[1:])
-        if got != shape:
-            raise UserError(f"{source}: layer {name} outputs {got}, expected {shape}; "
-                            "train one with `make train`")
+    return tuple(names) == LAYER_NAMES and all(
+        tuple(model.get_layer(n).output.shape[1:]) == shape for n, shape in OUTPUT_SHAPES.items())
+
+
+def with_policy(model, dtype_policy: str = "float32") -> keras.Model:
+    """The same network and weights under another dtype policy (e.g. float32 for analysis).
+
+    The series' network is rebuilt by `build_model` (`with_weights`); any other model accepted
+    by `mnist_cnn.network.describe` is cloned layer by layer, the output Dense kept in float32.
+    A linear output Dense becomes a softmax one (same weights): every analysis, and the
+    training loss, reads class probabilities, and the logits stay its pre-activation.
+    """
+    if is_series_network(model):
+        dataset = model_dataset(model) or "mnist"
+        return with_weights(model.get_weights(), dtype_policy=dtype_policy, dataset=dataset)
+    last = model.layers[-1].name
+
+    def clone(layer):
+        config = layer.get_config()
+        config["dtype"] = "float32" if layer.name == last else dtype_policy
+        if layer.name == last and config.get("activation") == "linear":
+            config["activation"] = "softmax"
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights([w.astype("float32") for w in model.get_weights()])
+    return copy
 
 
 def load_trained(path, dataset=None) -> keras.Model:
     """Load a saved model safely and return it as a float32 model with the same weights.
 
     Models are often trained under mixed_bfloat16; the analysis wants float32 activations and
-    gradients, so the weights are copied into a freshly built float32 network (with the saved
-    model's data set recorded in its name).
+    gradients, so the weights are copied into a float32 copy of the network (`with_policy`).
+    Any model that `mnist_cnn.network.describe` accepts loads; the series' network keeps its
+    data set in its name.
 
     Parameters
     ----------
     path : str or Path
     dataset : str, optional
-        The data set the caller will use the model on; a model trained on another one is
-        refused (`check_dataset`). None: no check.
+        The data set the caller will use the model on; a model trained on another one, or
+        whose output does not have that data set's classes, is refused. None: no check.
 
     Raises
     ------
     UserError
-        If the file is missing, unreadable, not of this architecture, or trained on another
-        data set than `dataset`.
+        If the file is missing, unreadable, of an architecture `describe` refuses, or trained
+        on another data set than `dataset`.
     """
     from pathlib import Path
+
+    from mnist_cnn.network import describe, peek
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"no model at {path}; train one with `make train` or pass --model PATH")
+    peek(path)  # an unsupported layer class is named before Keras refuses it less clearly
     try:
         saved = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as e:  # Keras raises many types for a bad archive; all mean the same here
         reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
         raise UserError(f"cannot load model {path} ({reason}); retrain with `make train`") from None
-    check_architecture(saved, f"model {path}")
-    trained = model_dataset(saved, path) or "mnist"
+    classes = get_dataset(dataset).num_classes if dataset is not None else None
+    describe(saved, f"model {path}", num_classes=classes)
     if dataset is not None:
         check_dataset(saved, dataset, f"model {path}", path)
-    return with_weights(saved.get_weights(), dataset=trained)
+    if is_series_network(saved):
+        trained = model_dataset(saved, path) or "mnist"
+        return with_weights(saved.get_weights(), dataset=trained)
+    return with_policy(saved, "float32")
 
 
 # Cuts: sub-models that share the trained weights (feature maps, OIPs, the ablation head).
@@ -169,46 +195,57 @@ def pre_activation_model(model, layer: str) -> keras.Model:
     model : keras.Model
         The trained network (`mnist_cnn.model.load_trained`).
     layer : str
-        One of TARGET_LAYERS. For "output" this gives the logits.
+        A map or dense layer (`Network.targets`). For the output layer this gives the logits.
 
     Returns
     -------
     keras.Model
-        Shares the trained weights up to the layer before; `relu` of its output is the layer's
-        activation (for "output" the output is the logit itself).
+        Shares the trained weights up to the layer before; the activation of
+        `Network.activation_of(layer)` applied to its output is the layer's output (a max-pool
+        after a ReLU conv: max-pooling commutes with ReLU). Layers without an activation of
+        their own (an average pool, a batch norm) are cut at their output.
     """
-    if layer not in ACTIVATION_OF:
-        raise UserError(f"unknown layer {layer!r}; choose from {', '.join(TARGET_LAYERS)}")
-    active = ACTIVATION_OF[layer]
-    names = list(LAYER_NAMES)
-    before = names[names.index(active) - 1] if names.index(active) > 0 else None
+    from mnist_cnn.network import describe
+
+    net = describe(model)
+    if layer not in {i.name for i in net.targets}:
+        raise UserError(f"unknown layer {layer!r}; choose from "
+                        f"{', '.join(i.name for i in net.targets)}")
+    active = net.activation_of(layer)
+    if not active.is_unit:  # no activation to undo: the layer's own output
+        return keras.Model(model.inputs[0], model.get_layer(layer).output, name=f"cut_{layer}_pre")
+    before = net.layers[active.index - 1].name if active.index > 0 else None
     x = model.inputs[0] if before is None else model.get_layer(before).output
-    x = _linear_copy(model.get_layer(active))(x)
-    if layer != active:  # a pool after the conv: max-pooling commutes with ReLU
-        x = model.get_layer(layer)(x)
+    x = _linear_copy(model.get_layer(active.name))(x)
+    for info in net.between(active.name, layer):  # max-pools (and dropouts) after the conv
+        x = model.get_layer(info.name)(x)
     return keras.Model(model.inputs[0], x, name=f"cut_{layer}_pre")  # one tensor in, not a list
 
 
-def head_model(model, start="conv_3"):
+def head_model(model, start=None):
     """The rest of the network after layer `start`: a model from its output to the softmax.
 
-    Used by the ablation: zero some `conv_3` maps, then finish the forward pass. Shares the
-    trained layers (and weights) with `model`.
+    Used by the ablation: zero some maps of the last conv layer, then finish the forward pass.
+    Shares the trained layers (and weights) with `model`.
 
     Parameters
     ----------
     model : keras.Model
-    start : str
-        A layer of `model`; the head takes that layer's output shape as input.
+    start : str, optional
+        A layer of `model` (default its last Conv2D); the head takes that layer's output
+        shape as input.
 
     Returns
     -------
     keras.Model
-        From `start`'s output (batch, *shape) to class probabilities (batch, 10).
+        From `start`'s output (batch, *shape) to class probabilities (batch, classes).
     """
-    names = list(LAYER_NAMES)
-    inputs = keras.Input(shape=tuple(model.get_layer(start).output.shape[1:]), name=f"{start}_maps")
+    from mnist_cnn.network import describe
+
+    net = describe(model)
+    start = start or net.last_conv.name
+    inputs = keras.Input(shape=net.layer(start).output_shape, name=f"{start}_maps")
     x = inputs
-    for name in names[names.index(start) + 1:]:
-        x = model.get_layer(name)(x)
+    for info in net.layers[net.layer(start).index + 1:]:
+        x = model.get_layer(info.name)(x)
     return keras.Model(inputs, x, name=f"head_after_{start}")

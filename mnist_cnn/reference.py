@@ -282,31 +282,38 @@ def receptive_box(row, col, field, stride):
 
 
 def info_rows(model):
-    """One dict per layer: name, output shape, parameters, receptive field, effective stride."""
-    fields = receptive_fields(layer_geometry(model))
-    side = model.input_shape[1]
-    rows = []
-    for layer in model.layers[1:]:
-        r, s = fields.get(layer.name, (side, None))  # flatten/dense units see the whole image
-        rows.append({"layer": layer.name, "type": type(layer).__name__,
-                     "output_shape": tuple(layer.output.shape[1:]), "parameters": layer.count_params(),
-                     "receptive_field": r, "effective_stride": s})
-    return rows
+    """One dict per layer: name, type, output shape, parameters, receptive field, effective
+    stride (`mnist_cnn.network.Network.rows`: read from the model's own settings)."""
+    from mnist_cnn.network import describe
+
+    return describe(model).rows()
 
 
-def print_info():
-    """`python -m mnist_cnn info`: the architecture's layers, shapes, parameters, receptive fields."""
-    from mnist_cnn.model import build_model
-
-    model = build_model()
-    rows = info_rows(model)
-    print(f"{model.name}: input {model.input_shape[1:]}, {model.count_params():,} parameters")
-    print(f"{'layer':<9}{'type':<14}{'output':>14}{'params':>10}{'receptive field':>18}{'stride':>8}")
+def format_info(net, name: str) -> str:
+    """The `info` table of a described network (`mnist_cnn.network.describe`)."""
+    rows = net.rows()
+    w_name = max([9] + [len(r["layer"]) + 1 for r in rows])
+    w_type = max([14] + [len(r["type"]) + 1 for r in rows])
+    lines = [f"{name}: input {net.input_shape}, {net.parameters:,} parameters",
+             f"{'layer':<{w_name}}{'type':<{w_type}}{'output':>14}{'params':>10}"
+             f"{'receptive field':>18}{'stride':>8}"]
     for r in rows:
         shape = "x".join(map(str, r["output_shape"]))
         field = f"{r['receptive_field']}x{r['receptive_field']}"
         stride = "-" if r["effective_stride"] is None else str(r["effective_stride"])
-        print(f"{r['layer']:<9}{r['type']:<14}{shape:>14}{r['parameters']:>10,}{field:>18}{stride:>8}")
-    print("receptive field: input pixels one unit sees, from r(l-1) = s(l) r(l) + k(l) - s(l); "
-          "stride: input pixels between neighbouring units")
+        lines.append(f"{r['layer']:<{w_name}}{r['type']:<{w_type}}{shape:>14}{r['parameters']:>10,}"
+                     f"{field:>18}{stride:>8}")
+    lines.append("receptive field: input pixels one unit sees, from r(l-1) = s(l) r(l) + k(l) - s(l); "
+                 "stride: input pixels between neighbouring units")
+    return "\n".join(lines)
+
+
+def print_info():
+    """`python -m mnist_cnn info`: the series' network's layers, shapes, parameters, receptive
+    fields."""
+    from mnist_cnn.model import build_model
+    from mnist_cnn.network import describe
+
+    model = build_model()
+    print(format_info(describe(model), model.name))
     return 0

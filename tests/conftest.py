@@ -62,7 +62,7 @@ def mnist():
 def tiny_run(tmp_path_factory, mnist):
     """(config, metrics) of a short training run; the model is at config.model_path."""
     from mnist_cnn.config import TrainConfig
-    from mnist_cnn.train import train
+    from mnist_cnn.training import train
 
     out = tmp_path_factory.mktemp("tiny_model")
     config = TrainConfig(epochs=2, train_limit=6000, batch_size=32, lr=0.05, lr_final=0.3,
@@ -90,7 +90,7 @@ def tiny_fashion_run(tmp_path_factory):
     fashion augmentation (a few seconds). Good enough to test names, paths and refusals, not
     accuracy."""
     from mnist_cnn.config import TrainConfig
-    from mnist_cnn.train import train
+    from mnist_cnn.training import train
 
     out = tmp_path_factory.mktemp("tiny_fashion_model")
     config = TrainConfig(dataset="fashion", epochs=1, train_limit=2000, batch_size=32, lr=0.05,
@@ -120,7 +120,7 @@ def run_main(capsys):
 def first_test_images(monkeypatch):
     """Commands and trainings in this test load only the first 2000 test images of either data
     set: enough for paths, names, wording and determinism; the full 10,000 only cost time."""
-    from mnist_cnn import data, train as training
+    from mnist_cnn import data, training
 
     load_dataset = data.load_dataset
 

@@ -1,8 +1,6 @@
 """`make bench`: the one timing helper and the table of sections (the sections themselves are
 measurements; they run in `make bench`, not here)."""
 
-from argparse import Namespace
-
 import pytest
 
 from mnist_cnn import bench
@@ -27,5 +25,5 @@ def test_sections_and_their_key_numbers():
 def test_unknown_section_is_refused_before_anything_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "RESULTS", tmp_path / "results.json")
     with pytest.raises(UserError, match="unknown bench section .nope.; choose from pipeline, train, "):
-        bench.run_bench(Namespace(only="train,nope", seeds=1))
+        bench.run_bench(["train", "nope"], seeds=1)
     assert not (tmp_path / "results.json").exists()

@@ -178,7 +178,6 @@ def _figure_texts(fig) -> list:
 
 def _report(model_path, dataset, digit, out, monkeypatch, sections):
     """run_analyze on the given sections; returns (summary, html, the texts of every figure)."""
-    from analysis import report
     from analysis.report import context
     from analysis.report import sections as page
 
@@ -193,7 +192,9 @@ def _report(model_path, dataset, digit, out, monkeypatch, sections):
     monkeypatch.setattr(page, "SECTIONS", [getattr(page, s) for s in sections])
     args = Namespace(dataset=dataset, digit=digit, contrast=None, samples=1, cmap="viridis",
                      layers=["conv_1"], out=str(out), model=str(model_path), data="")
-    assert report.run_analyze(args) == 0
+    from mnist_cnn.app import analyze
+
+    assert analyze.run(args) == 0
     return (json.loads((out / "summary.json").read_text()), (out / "index.html").read_text(),
             texts)
 

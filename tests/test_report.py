@@ -170,15 +170,16 @@ def test_failed_run_leaves_the_old_report(tiny_model_path, tmp_path, monkeypatch
 
 def test_run_analyze_cli(tiny_model_path, tmp_path, monkeypatch, capsys, first_test_images):
     """The CLI entry end to end, with the report sections reduced to the cheap ones."""
-    from analysis import report
     from analysis.report import sections
 
     monkeypatch.setattr(sections, "SECTIONS",
                         [sections.confusion_section, sections.kernels_section])
     out = tmp_path / "digit-7"
-    args = Namespace(digit=7, contrast=None, samples=1, cmap="jet", layers=["conv_1"], out=str(out),
-                     model=str(tiny_model_path), data="")
-    assert report.run_analyze(args) == 0
+    from mnist_cnn.app import analyze
+
+    args = Namespace(dataset="mnist", digit=7, contrast=None, samples=1, cmap="jet",
+                     layers=["conv_1"], out=str(out), model=str(tiny_model_path), data="")
+    assert analyze.run(args) == 0
     assert "wrote" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     assert summary["digit"] == 7 and summary["contrast"] != 7

@@ -8,7 +8,7 @@ import pytest
 
 from mnist_cnn.config import TrainConfig
 from mnist_cnn.fileio import atomic_path
-from mnist_cnn.train import lr_schedule, train
+from mnist_cnn.training import lr_schedule, train
 
 
 def test_short_training_learns(tiny_run):
@@ -105,7 +105,7 @@ def test_recipe_values_per_dataset_and_explicit_values_win():
 def test_run_ids_of_mnist_runs_did_not_change():
     """An interrupted MNIST run resumes after an upgrade: new fields at their MNIST value leave
     the id as it was (ids computed before `dataset` and `label_smoothing` existed)."""
-    from mnist_cnn.train import run_id
+    from mnist_cnn.training import run_id
 
     assert run_id(TrainConfig(precision="float32")) == "362cc86d6ac0"
     assert run_id(TrainConfig(precision="float32", epochs=3, seed=2)) == "6284fabb9cfc"
@@ -115,7 +115,7 @@ def test_run_ids_of_mnist_runs_did_not_change():
 def test_smoothed_labels_train_on_one_hot_targets():
     import numpy as np
 
-    from mnist_cnn.train import compiled_model, targets
+    from mnist_cnn.training import compiled_model, targets
 
     labels = np.array([3, 0, 9])
     plain, smooth = TrainConfig(precision="float32"), TrainConfig(precision="float32", label_smoothing=0.1)

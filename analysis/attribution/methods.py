@@ -16,8 +16,9 @@
 
 The target f is `logits @ w` with one weight row per image: a one-hot row is one class's logit,
 e_c - e_d is "c rather than d". Logits come from a linear copy of the model's last Dense
-(`mnist_cnn.model._linear_copy`, the models end in softmax), so any accepted model works; the
-layers (which are conv, which is the output) are read from the Keras model, never assumed.
+(`mnist_cnn.model._linear_copy`, the models end in softmax), so any model that
+`mnist_cnn.network.describe` accepts works; which layers are conv and which is the output come
+from that description, never from a table.
 
 Everything is batched and runs in a few `tf.function`s traced once for any batch size (the
 variables are read, not captured as constants, so `analysis.attribution.faithfulness` can
@@ -33,6 +34,7 @@ import tensorflow as tf
 
 from mnist_cnn.errors import UserError
 from mnist_cnn.model import _linear_copy
+from mnist_cnn.network import describe
 
 METHODS = ("saliency", "gradient_x_input", "smoothgrad", "integrated_gradients", "occlusion")
 TITLES = {"saliency": "saliency |gradient|", "gradient_x_input": "gradient x input",
@@ -48,17 +50,13 @@ def title(method: str) -> str:
 
 
 def conv_layer_names(model) -> list:
-    """Names of the model's Conv2D layers, in order."""
-    return [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    """Names of the model's conv layers, in order (`mnist_cnn.network.describe`)."""
+    return [info.name for info in describe(model).conv_layers]
 
 
 def output_dense(model):
-    """The model's final layer, which must be a Dense (softmax or linear)."""
-    last = model.layers[-1]
-    if not isinstance(last, keras.layers.Dense):
-        raise UserError(f"the model must end in a Dense layer, not {type(last).__name__} "
-                        f"({last.name})")
-    return last
+    """The model's output Dense layer (softmax or linear; `describe` refuses anything else)."""
+    return model.get_layer(describe(model).output_layer.name)
 
 
 def logit_network(model) -> keras.Model:
@@ -117,8 +115,9 @@ class Attributor:
         self.model = model
         self.net = logit_network(model)
         self.conv_names = conv_layer_names(model)
-        self.input_shape = tuple(model.inputs[0].shape[1:])
-        self.num_classes = int(output_dense(model).units)
+        network = describe(model)
+        self.input_shape = tuple(network.input_shape)
+        self.num_classes = int(network.num_classes)
         self.smooth_samples, self.smooth_noise = int(smooth_samples), float(smooth_noise)
         self.ig_steps, self.patch, self.stride = int(ig_steps), int(patch), int(stride)
         self.rows, self.seed = int(rows), int(seed)

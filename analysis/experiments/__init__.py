@@ -54,14 +54,3 @@ def run_one(name, out_root, seed=0, data=None, **sizes):
         write_json(tmp / "summary.json", summary)  # again, now with the time it took
     print(f"[{name}] {summary['seconds']:.1f} s -> {Path(out_root) / name}")
     return summary
-
-
-def run_experiments(args):
-    """CLI entry: args.name (an experiment or 'all'), args.seed, args.out, args.data."""
-    names = list(MODULES) if args.name == "all" else [args.name]
-    started = time.perf_counter()
-    for name in names:
-        run_one(name, args.out, args.seed, args.data)
-    if len(names) > 1:
-        print(f"all experiments: {time.perf_counter() - started:.0f} s")
-    return 0

@@ -127,7 +127,7 @@ def train_lines(x_fit, y_fit, x_test, y_test, epochs=EPOCHS, seed=0, lr=0.05, ba
     import keras
 
     from mnist_cnn.pipeline import batches
-    from mnist_cnn.train import seed_everything
+    from mnist_cnn.training import seed_everything
 
     seed_everything(seed)
     model = build_lines_cnn(size=x_fit.shape[1])

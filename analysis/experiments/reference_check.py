@@ -131,7 +131,7 @@ def plot_gradients(grad_numpy, grad_tf):
 def load_model(seed, path=DEFAULT_MODEL):
     """The trained model at `path` if present, else the seeded untrained architecture; and its label."""
     from mnist_cnn.model import build_model, load_trained
-    from mnist_cnn.train import seed_everything
+    from mnist_cnn.training import seed_everything
 
     if Path(path).is_file():
         return load_trained(path), str(path)

@@ -61,7 +61,7 @@ def train_on_one_image(image, label, steps=STEPS, lr=LR, batch=BATCH, seed=0):
     import keras
 
     from mnist_cnn.pipeline import batches
-    from mnist_cnn.train import seed_everything
+    from mnist_cnn.training import seed_everything
 
     seed_everything(seed)
     model = build_single_image_cnn(side=image.shape[0])

@@ -44,7 +44,7 @@ def train_run(seed, epochs=EPOCHS, train_limit=TRAIN_LIMIT, data=None, test_imag
 
     from mnist_cnn.config import TrainConfig
     from mnist_cnn.pipeline import batches, training_dataset
-    from mnist_cnn.train import compiled_model, lr_schedule, seed_everything, split
+    from mnist_cnn.training import compiled_model, lr_schedule, seed_everything, split
 
     config = TrainConfig(epochs=epochs, train_limit=train_limit, warmup_epochs=0, seed=seed,
                          data=data or "")

@@ -1,8 +1,11 @@
-"""`make explore`: a static site with one page per unit of the network (304 units).
+"""`make explore`: a static site with one page per unit of the network (304 units for the
+series' network; any accepted model has one page per map of each conv layer and per unit of
+each dense layer, read from the model by `mnist_cnn.network.describe`).
 
-Modules: `compute` (the numbers, arrays in and out), `images` (PNGs from arrays, inline SVG),
-`render` (the HTML pages and JSON), `build` (compute, then render). This file holds the command's
-argument checks, which import no TensorFlow, and its entry point `run_explore`.
+Modules: `compute` (the numbers, arrays in and out), `causal` (zeroing units), `circuit` (the
+strongest weights), `images` (PNGs from arrays, inline SVG), `render` (the HTML pages and JSON),
+`build` (compute, then render). This file holds the checks of the output folder and the model
+archive, which import no TensorFlow, and `write_site`, which builds a site atomically.
 
 `--dataset fashion` builds the site of a Fashion-MNIST model (default folder
 reports/fashion/explorer, `config.report_dir`); its pages name the classes ("6 (Shirt)").
@@ -62,41 +65,28 @@ def check_out(out) -> None:
         raise UserError(f"--out {out}: cannot write in {parent}")
 
 
-def check_args(args) -> None:
-    """Everything that can be checked before TensorFlow is imported (OUT, the model archive,
-    the data file's contents). The model's data set is checked when it is loaded."""
-    check_out(args.out)
-    check_model_file(args.model)
-    if args.starts > 10:
-        raise UserError(f"--starts must be at most 10, got {args.starts}")
-    if args.data and not getattr(args, "check_only", False):
-        from mnist_cnn.data import load_dataset  # NumPy only; verifies the arrays' digests
+def write_site(model, test_data, out, model_path=None, steps: int = 80, starts: int = 5,
+               seed: int = 0, precision: str = "auto", dataset: str = "mnist",
+               data_source: str = "", log=print) -> dict:
+    """Build the explorer site in a temporary folder that replaces `out` only when complete.
 
-        args.arrays = load_dataset(args.dataset, args.data)
+    Parameters
+    ----------
+    model : keras.Model, e.g. `mnist_cnn.load_model(path)`.
+    test_data : (x uint8 (N, 28, 28), y (N,)), every class present.
+    out : the site's folder: new, empty, or an earlier site (`check_out`).
+    model_path : the model's file, named and hashed on the index (None: not recorded).
+    steps, starts, seed, precision, dataset, data_source, log : see `build.build_site`.
 
-
-def run_explore(args) -> int:
-    """CLI entry: build the site in a temporary folder that replaces OUT only when complete."""
+    Returns
+    -------
+    dict, the site summary (out/site.json); out/index.html is the start page.
+    """
     from analysis.explore.build import build_site
-    from mnist_cnn.data import load_dataset
     from mnist_cnn.fileio import atomic_dir
-    from mnist_cnn.model import load_trained
 
-    # UserError for a missing/corrupt/foreign model, or one trained on the other data set
-    model = load_trained(args.model, dataset=args.dataset)
-    arrays = getattr(args, "arrays", None) or load_dataset(args.dataset, args.data or None)
-    _, (x_test, y_test) = arrays
-    if args.limit:
-        x_test, y_test = x_test[:args.limit], y_test[:args.limit]
-    out = Path(args.out)
-    with atomic_dir(out) as tmp:
-        site = build_site(model, args.model, (x_test, y_test), tmp, steps=args.steps,
-                          starts=args.starts, seed=args.seed, precision=args.precision,
-                          data_source=args.data or "", dataset=args.dataset)
-    check = site["oip_check"]["conv_3"]
-    print(f"test accuracy {site['test_accuracy']:.2%} on {site['test_images']} images; conv_3: "
-          f"{check['best_beats']}/{check['live']} live maps' OIPs beat their largest test "
-          f"activation ({check['start_0_beats']} from start 0 alone)")
-    print(f"wrote {out}/index.html: {site['files']} files, {site['bytes'] / 1e6:.1f} MB, "
-          f"in {site['seconds']['total']:.1f} s")
-    return 0
+    check_out(out)
+    with atomic_dir(Path(out)) as tmp:
+        return build_site(model, model_path, test_data, tmp, steps=steps, starts=starts,
+                          seed=seed, precision=precision, data_source=data_source,
+                          dataset=dataset, log=log)

@@ -10,13 +10,16 @@ import time
 import numpy as np
 
 from analysis.explore import compute as C
+from analysis.explore.causal import causal_effects
 from analysis.explore.circuit import circuit as strongest_links
+from analysis.explore.circuit import signed
 from analysis.explore import render
 from analysis.oip.ascent import OIPConfig
 from mnist_cnn.errors import UserError
 from mnist_cnn.fileio import sha256_file
 from mnist_cnn.data import to_input
 from mnist_cnn.datasets import get_dataset
+from mnist_cnn.network import describe
 
 GENERATOR = "mnist_cnn explore"  # marks a folder as an explorer site (safe to replace)
 
@@ -30,24 +33,28 @@ def _gl(values, digits: int = 5) -> list:
     return [_g(v, digits) for v in np.asarray(values).ravel()]
 
 
-def _image_entries(indices, layer, unit, acts, y, geom) -> list:
+def _image_entries(indices, info, unit, acts, y) -> list:
     """Test images of one unit: index, label, activation and (conv) the peak's input box."""
+    layer = info.name
     values = acts[layer][indices, unit]
-    boxes = (C.peak_boxes(geom[layer], acts[f"{layer}_pos"][indices, unit]) if layer in geom
+    boxes = (C.peak_boxes(info, acts[f"{layer}_pos"][indices, unit]) if info.kind == "conv"
              else [None] * len(indices))
     return [{"index": int(i), "label": int(y[i]), "activation": _g(v),
              "box": [list(b[0]), list(b[1])] if b else None}
             for i, v, b in zip(indices, values, boxes)]
 
 
-def unit_records(acts, stats, causal, circuit, oips, oip_peaks, y, geom) -> list:
+def unit_records(net, acts, stats, causal, circuit, oips, oip_peaks, y) -> list:
     """One JSON-ready dict per unit (network order) with every number its page shows."""
-    names = C.unit_names()
+    names = C.unit_names(net)
+    first = net.conv_layers[0].name if net.conv_layers else None
     units = []
-    for layer in C.LAYERS:
+    for info in net.units:
+        layer = info.name
         s, ce, o = stats[layer], causal[layer], oips[layer]
         links = circuit[layer]
-        for u in range(C.SIZES[layer]):
+        below, above = net.below(layer), net.above(layer)
+        for u in range(info.channels):
             best = int(o["best"][u])
             pref = int(s["preferred"][u])
             record = {
@@ -66,20 +73,20 @@ def unit_records(acts, stats, causal, circuit, oips, oip_peaks, y, geom) -> list
                         "start_0_beats_data_max": bool(o["activation"][0, u] > o["data_max"][u]),
                         "agreement": None if np.isnan(o["agreement"][u]) else _g(o["agreement"][u], 4),
                         "images": [[_gl(row, 3) for row in img] for img in o["images"][:, u]]},
-                "top": _image_entries(s["top"][u], layer, u, acts, y, geom),
-                "low": _image_entries(s["low"][u], layer, u, acts, y, geom),
+                "top": _image_entries(s["top"][u], info, u, acts, y),
+                "low": _image_entries(s["low"][u], info, u, acts, y),
                 "circuit": {},
                 "causal": {"accuracy": _gl(ce["accuracy"][u]), "probability": _gl(ce["probability"][u]),
                            "accuracy_all": _g(ce["accuracy_all"][u]),
                            "probability_all": _g(ce["probability_all"][u])},
             }
-            for key, other in (("inputs", C.BELOW.get(layer)), ("outputs", C.ABOVE.get(layer))):
+            for key, other in (("inputs", below and below.name), ("outputs", above and above.name)):
                 if key in links:
                     record["circuit"][key] = [
                         {"unit": f"{other}-{int(i)}", "strength": _g(w, 4)}
                         for i, w in zip(links[key][u], links[key.rstrip("s") + "_strength"][u])]
-            if layer == "conv_1":
-                record["circuit"]["kernel"] = [_gl(row, 4) for row in circuit["conv_1_kernels"][u]]
+            if layer == first:
+                record["circuit"]["kernel"] = [_gl(row, 4) for row in circuit["kernels"][u]]
             units.append(record)
     for i, record in enumerate(units):
         record["previous"] = names[i - 1] if i else None
@@ -109,7 +116,7 @@ def build_site(model, model_path, test_data, out, steps: int = 80, starts: int =
     Parameters
     ----------
     model : keras.Model (float32, `load_trained`)
-    model_path : its file (named and hashed on the index)
+    model_path : its file (named and hashed on the index), or None
     test_data : (x uint8 (N, 28, 28), y (N,)): every class must occur
     steps, starts, seed, precision : OIP settings (`analysis.oip.OIPConfig`; `starts` OIPs per
         unit, start s drawn with seed + s)
@@ -136,54 +143,97 @@ def build_site(model, model_path, test_data, out, steps: int = 80, starts: int =
     x_test, y_test = test_data
     x, y = to_input(np.asarray(x_test)), np.asarray(y_test).astype(int)
     info = get_dataset(dataset)
+    net = describe(model, num_classes=info.num_classes)
+    layers = C.sizes(net)
     if len(set(y.tolist())) < info.num_classes:
         raise UserError(f"the test data must hold images of every {info.class_noun} "
                         f"0-{info.num_classes - 1}; check --data/--limit")
     t = time.perf_counter()
     acts = C.scan(model, x)
-    stats = {layer: C.unit_statistics(acts[layer], y, relu=layer != "output") for layer in C.LAYERS}
+    stats = {i.name: C.unit_statistics(acts[i.name], y, relu=C.is_relu(i) and i is not net.output_layer,
+                                       classes=info.num_classes) for i in net.units}
     t = lap("activations and statistics", t)
-    causal = C.causal_effects(model, x, y)
+    causal = causal_effects(model, x, y)
     t = lap("causal effects", t)
-    circuit = strongest_links(C.weights_of(model), stats["dense_1"]["class_mean"])
+    circuit = strongest_links(C.weights_of(model), net,
+                              {layer: s["class_mean"] for layer, s in stats.items()})
     config = OIPConfig(steps=steps, precision=precision)
     oips = {}
-    for layer in C.LAYERS:
+    for layer, size in layers.items():
         oips[layer] = C.layer_oips(model, layer, C.objective_maximum(acts, layer), starts,
                                    config, seed)
-        t = lap(f"OIPs {layer} ({C.SIZES[layer]} x {starts})", t)
+        t = lap(f"OIPs {layer} ({size} x {starts})", t)
     peaks = C.scan(model, np.concatenate([o["images"].reshape(-1, 28, 28, 1) for o in oips.values()]))
     oip_peaks, begin = {}, 0
-    for layer in C.LAYERS:
-        n = starts * C.SIZES[layer]
-        block = peaks[layer][begin:begin + n].reshape(starts, C.SIZES[layer], C.SIZES[layer])
+    for layer, size in layers.items():
+        n = starts * size
+        block = peaks[layer][begin:begin + n].reshape(starts, size, size)
         oip_peaks[layer] = np.diagonal(block, axis1=1, axis2=2)  # OIP (s, u) seen by unit u
         begin += n
-    geom = C.geometry(model)
-    units = unit_records(acts, stats, causal, circuit, oips, oip_peaks, y, geom)
+    units = unit_records(net, acts, stats, causal, circuit, oips, oip_peaks, y)
     check = oip_check(oips, stats)
     logits = acts["output"]
     site = {
         "generator": GENERATOR,
-        "model": {"file": str(model_path), "sha256": sha256_file(model_path)},
+        "model": {"file": str(model_path) if model_path else "(in memory)",
+                  "sha256": sha256_file(model_path) if model_path else ""},
         "dataset": info.name, "class_names": list(info.class_names),
         "data": data_source, "test_images": int(len(y)),
         "test_accuracy": _g((logits.argmax(axis=1) == y).mean(), 6),
         "per_class_accuracy": _gl(causal["base_accuracy"], 6),
         "oip_settings": {"steps": steps, "starts": starts, "seed": seed, "lr": config.lr,
-                         "jitter": config.jitter, "precision": oips["conv_1"]["precision"]},
+                         "jitter": config.jitter,
+                         "precision": oips[net.units[0].name]["precision"]},
         "oip_check": check,
-        "layers": {layer: {"units": C.SIZES[layer],
-                           "shape": list(model.get_layer(layer).output.shape[1:]),
-                           "receptive_field": geom[layer][0] if layer in geom else 28,
-                           "dead": int(stats[layer]["dead"].sum()),
-                           "mean_selectivity": _g(stats[layer]["selectivity"].mean(), 4)}
-                   for layer in C.LAYERS},
+        "layers": {i.name: {"units": i.channels,
+                            "shape": list(i.output_shape),
+                            "receptive_field": (i.receptive_field if i.kind == "conv"
+                                                else net.input_shape[0]),
+                            "dead": int(stats[i.name]["dead"].sum()),
+                            "mean_selectivity": _g(stats[i.name]["selectivity"].mean(), 4)}
+                   for i in net.units},
         "seconds": seconds, "cpu_seconds": cpu,
     }
-    render.write_site(out, site, units, {layer: o["images"] for layer, o in oips.items()}, x[..., 0])
+    table = render_table(net)
+    render.write_site(out, site, units, {layer: o["images"] for layer, o in oips.items()}, x[..., 0],
+                      table)
     lap("pages and pictures", t)  # from the end of the OIPs: per-unit numbers included
     site["seconds"]["total"] = round(time.perf_counter() - started, 2)
     site["cpu_seconds"]["total"] = round(sum(cpu.values()), 2)
-    render.write_summary(out, site)
+    render.write_summary(out, site, table)
     return site
+
+
+def render_table(net) -> dict:
+    """What the pages say about each unit layer: {name: {"role": "conv" | "dense" | "output",
+    "kind": "Conv2D 3x3, ReLU (after 2x2 max-pool)", "in_measure", "out_measure", "kernel"}}."""
+    words = {"max_pool": "max-pool", "avg_pool": "average pool", "batch_norm": "batch norm",
+             "global_avg_pool": "global average pool", "global_max_pool": "global max pool"}
+    acts = {"relu": "ReLU", "linear": "linear"}
+    table = {}
+    for i in net.units:
+        role = "output" if i is net.output_layer else i.kind
+        below = net.below(i.name)
+        between = net.between(below.name, i.name)[:-1] if below else net.layers[:i.index]
+        after = [("x".join(map(str, b.kernel_size)) + " " if b.kernel_size else "") + words[b.kind]
+                 for b in between if b.kind in words]
+        if role == "output":
+            act = (i.activation if i.activation != "linear" else "linear") + " (logits shown)"
+        else:
+            act = acts.get(i.activation, i.activation)
+        if i.kind == "conv":
+            kind = f"Conv2D {'x'.join(map(str, i.kernel_size))}"
+            kind += f" stride {i.strides[0]}" if i.strides[0] > 1 else ""
+            kind += ", 'same' padding" if i.padding == "same" else ""
+            kind += f", {act}"
+        else:
+            kind = f"Dense, {act}"
+        kind += f" (after {', '.join(after)})" if after else ""
+        above = net.above(i.name)
+        table[i.name] = {
+            "role": role, "kind": kind, "units": i.channels,
+            "in_measure": ("drive" if role == "output" and below and signed(net, i.name)
+                           else "weight" if below and signed(net, i.name) else "weight norm"),
+            "out_measure": "weight" if above and signed(net, above.name) else "weight norm",
+            "kernel": "x".join(map(str, i.kernel_size)) if i.kernel_size else None}
+    return table

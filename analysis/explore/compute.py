@@ -1,7 +1,8 @@
 """The explorer's numbers: arrays in, arrays out, nothing written.
 
-Every unit of the network is one of 304: the 32 + 64 + 128 maps of `conv_1`, `conv_2`,
-`conv_3`, the 70 units of `dense_1` and the 10 output units.
+Every unit of the network is one map of a conv layer or one unit of a dense layer, read from the
+model (`mnist_cnn.network.describe`: `net.units`); the series' network has 304: the 32 + 64 +
+128 maps of `conv_1`, `conv_2`, `conv_3`, the 70 units of `dense_1` and the 10 output units.
 
 * `scan`: every unit's activation on every image. A map's activation on an image is its
   *peak*, the largest value over its positions (and where that is); a dense unit's is its value;
@@ -10,10 +11,8 @@ Every unit of the network is one of 304: the 32 + 64 + 128 maps of `conv_1`, `co
 * `unit_statistics`: per unit the class distribution, preferred class, selectivity index, one-
   vs-rest ROC AUC, dead/alive, the 9 most exciting test images and the 9 images of the
   preferred class that excite it least.
-* `causal_effects`: per unit the per-class change in accuracy and in mean true-class probability
-  when that unit alone is zeroed. Zeroing is done where it is cheap: the change it makes to the
-  next layer's pre-activation is subtracted (for a conv map, a one-channel convolution of the
-  pooled map with its slice of the next kernel), and only the rest of the network is run.
+* `causal_effects` (in `causal`): per unit the per-class change in accuracy and in mean
+  true-class probability when that unit alone is zeroed.
 * `layer_oips`: the batched OIP ascent of `analysis.oip` with several start images per unit.
 """
 
@@ -26,45 +25,65 @@ from scipy.stats import rankdata
 from analysis.oip.ascent import Ascent, OIPConfig
 from analysis.oip.param import start_images
 from mnist_cnn.model import sub_model
-from mnist_cnn.reference import layer_geometry, receptive_box, receptive_fields
+from mnist_cnn.network import describe
 
-LAYERS = ("conv_1", "conv_2", "conv_3", "dense_1", "output")
-SIZES = {"conv_1": 32, "conv_2": 64, "conv_3": 128, "dense_1": 70, "output": 10}
-CONV = ("conv_1", "conv_2", "conv_3")
-BELOW = {"conv_2": "conv_1", "conv_3": "conv_2", "dense_1": "conv_3", "output": "dense_1"}
-ABOVE = {below: layer for layer, below in BELOW.items()}
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 TOP = 9  # test images shown per unit
 
 
-def unit_names() -> list:
-    """All 304 unit names in network order: conv_1-0 ... output-9."""
-    return [f"{layer}-{i}" for layer in LAYERS for i in range(SIZES[layer])]
+def unit_layers(net) -> tuple:
+    """Names of the unit layers (conv and dense), in network order."""
+    return tuple(i.name for i in net.units)
+
+
+def sizes(net) -> dict:
+    """{unit layer: its number of units (maps of a conv layer)}."""
+    return {i.name: i.channels for i in net.units}
+
+
+def unit_names(net) -> list:
+    """All unit names in network order: conv_1-0 ... output-9 for the series' network."""
+    return [f"{i.name}-{u}" for i in net.units for u in range(i.channels)]
+
+
+def is_relu(info) -> bool:
+    """Whether a unit layer's activation is a ReLU (zero is its floor; a unit can be dead)."""
+    return info.activation == "relu"
 
 
 def weights_of(model) -> dict:
     """{layer: (kernel, bias)} as float32 NumPy arrays, for every conv and dense layer."""
-    return {name: tuple(np.asarray(w, np.float32) for w in model.get_layer(name).get_weights())
-            for name in LAYERS}
+    return {i.name: tuple(np.asarray(w, np.float32) for w in model.get_layer(i.name).get_weights())
+            for i in describe(model).units}
 
 
 # ---------------------------------------------------------------------------------------------
 # Activations of every unit on a set of images.
 
 def _activation_fn(model):
-    cut = sub_model(model, ["conv_1", "conv_2", "conv_3", "dense_1"])
-    w_out, b_out = (tf.constant(w) for w in weights_of(model)["output"])
+    net = describe(model)
+    hidden = [i for i in net.units if i is not net.output_layer]
+    feeds = net.layers[net.output_layer.index - 1]  # what the output Dense reads
+    names = [i.name for i in hidden] + ([] if feeds in hidden else [feeds.name])
+    cut = sub_model(model, names)
+    w_out, b_out = (tf.constant(w) for w in weights_of(model)[net.output_layer.name])
 
-    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec([None, *net.input_shape], tf.float32)])
     def forward(x):
         maps = cut(x, training=False)
+        maps = maps if isinstance(maps, (list, tuple)) else [maps]
+        by_name = dict(zip(names, maps))
         out = {}
-        for name, m in zip(CONV, maps[:3]):
-            flat = tf.reshape(m, [tf.shape(m)[0], -1, m.shape[-1]])
-            out[name] = (tf.reduce_max(flat, axis=1), tf.argmax(flat, axis=1, output_type=tf.int32),
-                         tf.reduce_mean(flat, axis=1))
-        out["dense_1"] = maps[3]
-        out["output"] = tf.matmul(maps[3], w_out) + b_out  # the logits
+        for info in hidden:
+            m = by_name[info.name]
+            if info.kind == "conv":
+                flat = tf.reshape(m, [tf.shape(m)[0], -1, m.shape[-1]])
+                out[info.name] = (tf.reduce_max(flat, axis=1),
+                                  tf.argmax(flat, axis=1, output_type=tf.int32),
+                                  tf.reduce_mean(flat, axis=1))
+            else:
+                out[info.name] = m
+        out[net.output_layer.name] = tf.matmul(by_name[feeds.name], w_out) + b_out  # the logits
         return out
     return forward
 
@@ -83,12 +102,14 @@ def scan(model, x, batch: int = 1000) -> dict:
     {"<conv layer>_pos": int32 (N, C)}, the flat index (row * width + col) of each peak, and
     {"<conv layer>_mean": float32 (N, C)}, the map means (the OIP objective).
     """
+    net = describe(model)
     forward = _activation_fn(model)
     x = np.asarray(x, np.float32)
     parts = [forward(tf.constant(x[i:i + batch])) for i in range(0, len(x), batch)]
     out = {}
-    for layer in LAYERS:
-        if layer in CONV:
+    for info in net.units:
+        layer = info.name
+        if info.kind == "conv":
             out[layer] = np.concatenate([p[layer][0].numpy() for p in parts])
             out[f"{layer}_pos"] = np.concatenate([p[layer][1].numpy() for p in parts])
             out[f"{layer}_mean"] = np.concatenate([p[layer][2].numpy() for p in parts])
@@ -97,17 +118,11 @@ def scan(model, x, batch: int = 1000) -> dict:
     return out
 
 
-def geometry(model) -> dict:
-    """{conv layer: (receptive field, effective stride, map width)} in input pixels."""
-    fields = receptive_fields(layer_geometry(model))
-    return {name: (*fields[name], int(model.get_layer(name).output.shape[2])) for name in CONV}
-
-
-def peak_boxes(geom: tuple, positions) -> list:
-    """Input box ((row0, row1), (col0, col1)), half-open, seen by the map unit at each flat
-    position (row * width + col); `geom` is one entry of `geometry`."""
-    field, stride, width = geom
-    return [receptive_box(int(p) // width, int(p) % width, field, stride) for p in positions]
+def peak_boxes(info, positions) -> list:
+    """Input box ((row0, row1), (col0, col1)), half-open and clipped to the image, seen by the
+    map unit at each flat position (row * width + col) of conv layer `info` (a LayerInfo)."""
+    width = info.output_shape[1]
+    return [info.box(int(p) // width, int(p) % width) for p in positions]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,7 +138,7 @@ def selectivity(class_mean: np.ndarray, floor) -> tuple:
 
     Parameters
     ----------
-    class_mean : (C, 10)
+    class_mean : (C, K), K classes
     floor : float or (C,)
 
     Returns
@@ -138,16 +153,17 @@ def selectivity(class_mean: np.ndarray, floor) -> tuple:
     return preferred, si
 
 
-def one_vs_rest_auc(act: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """ROC AUC of every unit for every class against the other nine: (N, C) -> (C, 10).
+def one_vs_rest_auc(act: np.ndarray, y: np.ndarray, classes: int | None = None) -> np.ndarray:
+    """ROC AUC of every unit for every class against the others: (N, C) -> (C, K).
 
     The probability that a random image of the class activates the unit more than a random
     image of another class, ties counting one half: the Mann-Whitney U of the class divided by
     n_class * n_rest, from one ranking of each unit's activations.
     """
+    classes = classes or int(np.max(y)) + 1
     ranks = rankdata(act, axis=0)  # average ranks for ties
-    auc = np.empty((act.shape[1], 10))
-    for k in range(10):
+    auc = np.empty((act.shape[1], classes))
+    for k in range(classes):
         inside = y == k
         n1, n0 = int(inside.sum()), int((~inside).sum())
         u = ranks[inside].sum(axis=0) - n1 * (n1 + 1) / 2
@@ -155,23 +171,25 @@ def one_vs_rest_auc(act: np.ndarray, y: np.ndarray) -> np.ndarray:
     return auc
 
 
-def unit_statistics(act: np.ndarray, y: np.ndarray, relu: bool = True) -> dict:
-    """Statistics of the C units of one layer from their activations (N, C) on labelled images.
+def unit_statistics(act: np.ndarray, y: np.ndarray, relu: bool = True,
+                    classes: int | None = None) -> dict:
+    """Statistics of the C units of one layer from their activations (N, C) on labelled images
+    of `classes` classes (default: the largest label + 1).
 
     Returns
     -------
     dict of arrays: max (C,), active_fraction (C,), dead (C,) bool (zero on every image; only
-    for ReLU layers), class_mean (C, 10), class_quantiles (C, 10, 5) at QUANTILES, preferred (C,)
-    (-1 when dead), selectivity (C,), auc (C, 10) one-vs-rest per class, top (C, 9) indices of
+    for ReLU layers), class_mean (C, K), class_quantiles (C, K, 5) at QUANTILES, preferred (C,)
+    (-1 when dead), selectivity (C,), auc (C, K) one-vs-rest per class, top (C, 9) indices of
     the largest activations (ties: lower index first), low (C, 9) indices of the preferred class
     with the smallest activations.
     """
     act = np.asarray(act, np.float32)
     y = np.asarray(y).astype(int)
-    classes = range(10)
-    class_mean = np.stack([act[y == k].mean(axis=0) for k in classes], axis=1)
-    quant = np.stack([np.quantile(act[y == k], QUANTILES, axis=0).T for k in classes], axis=1)
-    auc = one_vs_rest_auc(act, y)
+    labels = range(classes or int(y.max()) + 1)
+    class_mean = np.stack([act[y == k].mean(axis=0) for k in labels], axis=1)
+    quant = np.stack([np.quantile(act[y == k], QUANTILES, axis=0).T for k in labels], axis=1)
+    auc = one_vs_rest_auc(act, y, len(labels))
     floor = 0.0 if relu else act.min(axis=0)
     preferred, si = selectivity(class_mean.astype(np.float64), floor)
     dead = (act.max(axis=0) <= 0) if relu else np.zeros(act.shape[1], bool)
@@ -185,117 +203,6 @@ def unit_statistics(act: np.ndarray, y: np.ndarray, relu: bool = True) -> dict:
     return {"max": act.max(axis=0), "active_fraction": (act > 0).mean(axis=0), "dead": dead,
             "class_mean": class_mean, "class_quantiles": quant, "preferred": preferred,
             "selectivity": si, "auc": auc, "top": order[:TOP].T.copy(), "low": low}
-
-
-# ---------------------------------------------------------------------------------------------
-# Causal effect: zero one unit, run only the rest of the network.
-
-def _causal_fn(model):
-    w = {k: tuple(tf.constant(a) for a in v) for k, v in weights_of(model).items()}
-    cut = sub_model(model, ["pool_1", "pool_2", "conv_3", "dense_1"])
-    (w2, b2), (w3, b3), (wd, bd), (wo, bo) = w["conv_2"], w["conv_3"], w["dense_1"], w["output"]
-    wd9 = tf.reshape(wd, [9, 128, 70])  # Flatten of (3, 3, 128): index (row*3 + col)*128 + channel
-    w2k = tf.transpose(tf.reshape(w2, [9, 32, 64]), [1, 0, 2])  # (in channel, 3x3 tap, out)
-    w3k = tf.transpose(tf.reshape(w3, [9, 64, 128]), [1, 0, 2])
-
-    def from_dense_pre(z):
-        return tf.nn.softmax(tf.matmul(tf.nn.relu(z), wo) + bo)
-
-    def from_conv3_pre(z):
-        return from_dense_pre(tf.matmul(tf.reshape(tf.nn.relu(z), [-1, 1152]), wd) + bd)
-
-    def sums(p, onehot):
-        """(correct, true-class probability) summed per class: (units, 10) each."""
-        correct = tf.cast(tf.equal(tf.argmax(p, -1), tf.argmax(onehot, -1)[None]), tf.float32)
-        p_true = tf.reduce_sum(p * onehot[None], axis=-1)
-        return tf.matmul(correct, onehot), tf.matmul(p_true, onehot)
-
-    def columns(pooled, size):
-        """(channels, B*size*size, 9): each channel's 3x3 input patches at the first size x size
-        output positions, the k=9 side of a GEMM."""
-        cols = tf.stack([pooled[:, i:i + size, j:j + size, :] for i in range(3) for j in range(3)], 3)
-        return tf.transpose(tf.reshape(cols, [-1, 9, pooled.shape[-1]]), [2, 0, 1])
-
-    # A map's share of the next convolution is a (positions x 9) @ (9 x outputs) product; one
-    # unit at a time keeps every tensor small enough to stay in cache (3-4x faster on 2 cores
-    # than one batched product or a depthwise convolution for all units).
-    def per_unit(fn, units):
-        """fn(c) for c = 0..units-1 in a graph loop (a small graph: traced once, not units times)."""
-        return tf.map_fn(fn, tf.range(units), fn_output_signature=tf.float32, parallel_iterations=1)
-
-    def conv_1(p1, onehot):
-        # pool_2 (2x2, valid) reads only rows and columns 0-9 of conv_2's 11x11 map
-        pre = tf.reshape((tf.nn.conv2d(p1, w2, 1, "VALID") + b2)[:, :10, :10, :], [-1, 64])
-        cols = columns(p1, 10)
-
-        def without(c):
-            z = tf.reshape(pre - tf.matmul(tf.gather(cols, c), tf.gather(w2k, c)), [-1, 10, 10, 64])
-            pooled = tf.nn.relu(tf.nn.max_pool2d(z, 2, 2, "VALID"))  # relu commutes with max
-            return from_conv3_pre(tf.nn.conv2d(pooled, w3, 1, "VALID") + b3)
-        return sums(per_unit(without, 32), onehot)
-
-    def conv_2(p2, onehot):
-        pre = tf.reshape(tf.nn.conv2d(p2, w3, 1, "VALID") + b3, [-1, 128])
-        cols = columns(p2, 3)
-        return sums(per_unit(lambda c: from_conv3_pre(pre - tf.matmul(tf.gather(cols, c),
-                                                                      tf.gather(w3k, c))), 64), onehot)
-
-    def conv_3(c3, onehot):
-        pre = tf.matmul(tf.reshape(c3, [-1, 1152]), wd) + bd
-        share = tf.einsum("bpc,pcj->cbj", tf.reshape(c3, [-1, 9, 128]), wd9)
-        return sums(from_dense_pre(pre[None] - share), onehot)
-
-    def dense_1(d1, logits, onehot):
-        share = tf.transpose(d1)[:, :, None] * wo[:, None, :]  # (70, B, 10)
-        return sums(tf.nn.softmax(logits[None] - share), onehot)
-
-    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32),
-                                  tf.TensorSpec([None, 10], tf.float32)])
-    def batch(x, onehot):
-        p1, p2, c3, d1 = cut(x, training=False)
-        logits = tf.matmul(d1, wo) + bo
-        keep = 1.0 - tf.eye(10)[:, None, :]  # output unit k: its logit set to 0
-        return {"base": sums(tf.nn.softmax(logits)[None], onehot),
-                "conv_1": conv_1(p1, onehot), "conv_2": conv_2(p2, onehot),
-                "conv_3": conv_3(c3, onehot), "dense_1": dense_1(d1, logits, onehot),
-                "output": sums(tf.nn.softmax(logits[None] * keep), onehot)}
-    return batch
-
-
-def causal_effects(model, x, y, batch: int = 500) -> dict:
-    """Per-class effect of zeroing each unit alone, on labelled images.
-
-    Zeroing means the unit's output (after its ReLU) is 0 at every position; for an output unit
-    its logit is set to 0 before the softmax.
-
-    Returns
-    -------
-    dict with base_accuracy (10,), base_probability (10,) (mean true-class probability per
-    class), count (10,), base_accuracy_all, and per layer {"accuracy": (C, 10),
-    "probability": (C, 10), "accuracy_all": (C,), "probability_all": (C,)}: the change
-    (ablated - intact) in accuracy and mean true-class probability per class and over all images.
-    """
-    step = _causal_fn(model)
-    x = np.asarray(x, np.float32)
-    onehot = np.eye(10, dtype=np.float32)[np.asarray(y).astype(int)]
-    total = {}
-    for i in range(0, len(x), batch):
-        part = step(tf.constant(x[i:i + batch]), tf.constant(onehot[i:i + batch]))
-        for key, (correct, p_true) in part.items():
-            c, p = total.get(key, (0.0, 0.0))
-            total[key] = (c + correct.numpy().astype(np.float64), p + p_true.numpy().astype(np.float64))
-    count = onehot.sum(axis=0).astype(np.float64)
-    n = max(count.sum(), 1)
-    safe = np.maximum(count, 1)
-    base_c, base_p = total["base"][0][0], total["base"][1][0]
-    out = {"count": count, "base_accuracy": base_c / safe, "base_probability": base_p / safe,
-           "base_accuracy_all": base_c.sum() / n, "base_probability_all": base_p.sum() / n}
-    for layer in LAYERS:
-        c, p = total[layer]
-        out[layer] = {"accuracy": (c - base_c) / safe, "probability": (p - base_p) / safe,
-                      "accuracy_all": (c.sum(axis=1) - base_c.sum()) / n,
-                      "probability_all": (p.sum(axis=1) - base_p.sum()) / n}
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,7 +220,7 @@ def pairwise_correlation(images: np.ndarray) -> np.ndarray:
 def objective_maximum(acts: dict, layer: str) -> np.ndarray:
     """Largest value of the OIP objective (map mean; dense value; logit) over the scanned
     images, per unit: what `analysis.oip.data_maximum` computes, read from a `scan`."""
-    return acts[f"{layer}_mean" if layer in CONV else layer].max(axis=0)
+    return acts[f"{layer}_mean" if f"{layer}_mean" in acts else layer].max(axis=0)
 
 
 def layer_oips(model, layer: str, data_max, starts: int = 5, config: OIPConfig = OIPConfig(),

@@ -1,7 +1,8 @@
 """Write the explorer site: index, one page per layer, one per unit, their JSON and pictures.
 
 All links are relative and every file is local (one stylesheet, one script), so the folder
-works opened from disk, copied, or served by any static server, with no network access.
+works opened from disk, copied, or served by any static server, with no network access. What the
+pages say about each layer comes from `table` (`build.render_table`, read from the model).
 """
 
 from __future__ import annotations
@@ -13,22 +14,24 @@ from pathlib import Path
 import numpy as np
 
 from analysis.explore import images as im
-from analysis.explore.compute import LAYERS, SIZES
 from mnist_cnn.datasets import get_dataset
 
 ASSETS = Path(__file__).with_name("assets")
-KIND = {"conv_1": "Conv2D 3x3, ReLU", "conv_2": "Conv2D 3x3, ReLU (after 2x2 max-pool)",
-        "conv_3": "Conv2D 3x3, ReLU (after 2x2 max-pool)", "dense_1": "Dense, ReLU",
-        "output": "Dense, softmax (logits shown)"}
 MEASURE = {"conv": "its peak: the largest value of the map over its positions",
-           "dense_1": "its value", "output": "its logit (the input of the softmax)"}
+           "dense": "its value", "output": "its logit (the input of the softmax)"}
 SI_FORMULA = ("SI = (&mu;<sub>pref</sub> &minus; &mu;<sub>rest</sub>) / (&mu;<sub>pref</sub> + "
               "&mu;<sub>rest</sub> &minus; 2&middot;floor)")
 e = html.escape
 
 
-def _measure(layer):
-    return MEASURE["conv" if layer.startswith("conv") else layer]
+def _measure(table, layer):
+    return MEASURE[table[layer]["role"]]
+
+
+def _example(table) -> str:
+    """A unit name for the jump box's hint: conv_3-48 on the series' network."""
+    convs = [name for name, t in table.items() if t["role"] == "conv"] or list(table)
+    return f"{convs[-1]}-{min(48, table[convs[-1]]['units'] - 1)}"
 
 
 def _pct(v, digits=2):
@@ -70,14 +73,15 @@ def _dataset_row(site: dict) -> str:
     return f"<tr><th>data set</th><td>{e(info.title)}.{_class_key(site)}</td></tr>"
 
 
-def _page(title: str, body: str, layer: str | None = None) -> str:
+def _page(title: str, body: str, table: dict, layer: str | None = None) -> str:
     nav = " ".join(f'<a href="{name}.html"{" class=here" if name == layer else ""}>{name}</a>'
-                   for name in LAYERS)
+                   for name in table)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             '<link rel="stylesheet" href="site.css"></head><body>'
             f'<header><a class="home" href="index.html">mnist_cnn explorer</a> <nav>{nav}</nav>'
-            '<form class="jump" autocomplete="off"><input name="unit" placeholder="unit, e.g. conv_3-48"'
+            '<form class="jump" autocomplete="off"><input name="unit" placeholder="unit, e.g. '
+            f'{_example(table)}"'
             ' aria-label="jump to a unit" list="unit-names"><button>Go</button>'
             '<span class="jump-msg" role="status"></span></form></header>'
             f'<main>{body}</main><script src="site.js"></script></body></html>\n')
@@ -105,10 +109,10 @@ def _thumb(name: str, size: int = 28) -> str:
 RARE = 0.01  # active on fewer test images than this: its selectivity rests on a handful
 
 
-def _badge(u: dict) -> str:
+def _badge(u: dict, table: dict) -> str:
     if u["dead"]:
         return '<span class="badge dead">dead</span>'
-    rare = (u["layer"] != "output" and u["active_fraction"] < RARE)
+    rare = (table[u["layer"]]["role"] != "output" and u["active_fraction"] < RARE)
     return ('<span class="badge alive">alive</span>' + (
         f' <span class="badge rare" title="active on {100 * u["active_fraction"]:.2f}% of test '
         'images">rare</span>' if rare else ""))
@@ -116,16 +120,16 @@ def _badge(u: dict) -> str:
 
 # ---------------------------------------------------------------------------------------------
 
-def index_page(site: dict) -> str:
+def index_page(site: dict, table: dict) -> str:
     check = site["oip_check"]
     rows = []
-    for layer in LAYERS:
+    for layer in table:
         info = site["layers"][layer]
         c = check[layer]
-        width = 2 * im_width(layer)
+        width = 2 * im_width(table, layer)
         rows.append(
             f'<section class="layer"><h2><a href="{layer}.html">{layer}</a></h2>'
-            f'<p>{e(KIND[layer])} &middot; output {"&times;".join(map(str, info["shape"]))} &middot; '
+            f'<p>{e(table[layer]["kind"])} &middot; output {"&times;".join(map(str, info["shape"]))} &middot; '
             f'<b>{info["units"]} units</b> &middot; receptive field {info["receptive_field"]}&times;'
             f'{info["receptive_field"]} px &middot; {info["dead"]} dead &middot; mean selectivity '
             f'{info["mean_selectivity"]:.2f} &middot; OIP above the test maximum for '
@@ -133,7 +137,7 @@ def index_page(site: dict) -> str:
             f'<a href="{layer}.html"><img class="px mosaic" src="img/{layer}.png" width="{width}" '
             f'alt="OIPs of all {info["units"]} units of {layer}"></a></section>')
     s = site["oip_settings"]
-    total = sum(SIZES.values())
+    total = sum(t["units"] for t in table.values())
     body = (
         f"<h1>What every unit of the CNN reacts to</h1>"
         f'<table class="key"><tr><th>model</th><td><code>{e(site["model"]["file"])}</code></td></tr>'
@@ -141,28 +145,29 @@ def index_page(site: dict) -> str:
         + _dataset_row(site) +
         f'<tr><th>test accuracy</th><td>{100 * site["test_accuracy"]:.2f}% on {site["test_images"]:,} '
         f'test images{(" (" + e(site["data"]) + ")") if site["data"] else ""}</td></tr>'
-        f'<tr><th>units</th><td>{total}: ' + ", ".join(f"{k} {v}" for k, v in SIZES.items()) + "</td></tr>"
+        f'<tr><th>units</th><td>{total}: ' + ", ".join(f"{k} {t['units']}" for k, t in table.items()) + "</td></tr>"
         f'<tr><th>OIPs</th><td>{s["starts"]} per unit, {s["steps"]} steps from multi-scale noise '
         f'(seed {s["seed"]}, {s["precision"]})</td></tr>'
         f'<tr><th>built in</th><td>{site["seconds"].get("total", 0):.0f} s</td></tr></table>'
         "<p>The network as a column of layers, input at the top. Each picture shows the OIPs "
         "(gradient-ascent input patterns) of all units of a layer; click a layer for its units, "
-        "or type a unit's name in the box above (e.g. <code>conv_3-48</code>).</p>"
+        f"or type a unit's name in the box above (e.g. <code>{_example(table)}</code>).</p>"
         '<div class="column"><div class="input">input 28&times;28</div>'
         + '<div class="arrow">&darr;</div>'.join(rows) +
-        "</div>" + _reading_guide(site) +
+        "</div>" + _reading_guide(site, table) +
         '<p class="small">All numbers: <a href="site.json">site.json</a> and one '
         "<code>&lt;unit&gt;.json</code> beside every unit page.</p>")
-    return _page("mnist_cnn explorer", body)
+    return _page("mnist_cnn explorer", body, table)
 
 
-def _reading_guide(site: dict) -> str:
+def _reading_guide(site: dict, table: dict) -> str:
     noun = _dataset(site).class_noun
+    dense = " and ".join(name for name, t in table.items() if t["role"] == "dense") or "a dense unit"
     return (
         "<h2 id=\"how\">How to read the numbers</h2><ul>"
         "<li><b>Activation</b> of a unit on an image: for a conv map its peak, the largest value "
         "over its positions (the box on a test image marks that position's receptive field); "
-        "for dense_1 its value; for an output unit its logit.</li>"
+        f"for {dense} its value; for an output unit its logit.</li>"
         f"<li><b>Selectivity</b>: {SI_FORMULA}, with &mu;<sub>pref</sub> the mean activation on "
         "the preferred class (the class with the largest mean), &mu;<sub>rest</sub> the mean of the "
         "other nine class means, floor 0 after a ReLU (for logits the smallest on the test set). 0: "
@@ -181,12 +186,12 @@ def _reading_guide(site: dict) -> str:
         "pairwise correlation says whether they agree.</li></ul>")
 
 
-def im_width(layer: str) -> int:
-    cols = min(SIZES[layer], 16)
+def im_width(table: dict, layer: str) -> int:
+    cols = min(table[layer]["units"], 16)
     return cols * 30 - 2
 
 
-def layer_page(site: dict, layer: str, units: list) -> str:
+def layer_page(site: dict, layer: str, units: list, table: dict) -> str:
     tiles = []
     for u in units:
         c = u["causal"]
@@ -195,18 +200,19 @@ def layer_page(site: dict, layer: str, units: list) -> str:
             f'<a class="tile{" is-dead" if u["dead"] else ""}" href="{u["name"]}.html" '
             f'data-index="{u["index"]}" data-sel="{u["selectivity"]}" data-max="{u["max"]}" '
             f'data-acc="{c["accuracy_all"]}" data-p="{c["probability_all"]}">'
-            f'{_thumb(u["name"], 56)}<span class="name">{u["name"]}</span> {_badge(u)}'
+            f'{_thumb(u["name"], 56)}<span class="name">{u["name"]}</span> {_badge(u, table)}'
             f'<span>class {pref} &middot; SI {u["selectivity"]:.2f}</span>'
             f'<span>max {u["max"]:.3g} &middot; &Delta;acc {_pct(c["accuracy_all"])}</span></a>')
-    i = LAYERS.index(layer)
+    names = list(table)
+    i = names.index(layer)
     info = site["layers"][layer]
-    prev_next = " ".join(f'<a href="{LAYERS[j]}.html">{label} {LAYERS[j]}</a>'
-                         for j, label in ((i - 1, "&larr;"), (i + 1, "&rarr;")) if 0 <= j < len(LAYERS))
+    prev_next = " ".join(f'<a href="{names[j]}.html">{label} {names[j]}</a>'
+                         for j, label in ((i - 1, "&larr;"), (i + 1, "&rarr;")) if 0 <= j < len(names))
     body = (
         f'<nav class="unitnav"><a href="index.html">index</a> {prev_next}</nav>'
         f"<h1>{layer}: {info['units']} units</h1>"
-        f"<p>{e(KIND[layer])}; output {'&times;'.join(map(str, info['shape']))}. Activation of a "
-        f"unit on an image: {_measure(layer)}. Each tile: the unit's OIP, whether it is dead "
+        f"<p>{e(table[layer]['kind'])}; output {'&times;'.join(map(str, info['shape']))}. Activation of a "
+        f"unit on an image: {_measure(table, layer)}. Each tile: the unit's OIP, whether it is dead "
         "(zero on every test image) or rare (active on under 1% of them: its SI rests on a few "
         "images), its preferred class, selectivity index (SI), its largest "
         "activation on the test set and the change in test accuracy (percentage points) when "
@@ -215,7 +221,7 @@ def layer_page(site: dict, layer: str, units: list) -> str:
         '<button data-sort="sel">selectivity</button><button data-sort="max">largest test '
         'activation</button><button data-sort="effect">causal effect</button></p>'
         f'<div id="tiles" class="tiles">{"".join(tiles)}</div>')
-    return _page(f"{layer} - mnist_cnn explorer", body, layer)
+    return _page(f"{layer} - mnist_cnn explorer", body, table, layer)
 
 
 def _captions(site: dict, entries) -> str:
@@ -231,8 +237,9 @@ def _link_list(links, key) -> str:
     return f'<ul class="links">{items}</ul>'
 
 
-def unit_page(site: dict, u: dict) -> str:
+def unit_page(site: dict, u: dict, table: dict) -> str:
     name, layer, o, c = u["name"], u["layer"], u["oip"], u["causal"]
+    role = table[layer]["role"]
     nav = ('<nav class="unitnav">'
            + (f'<a rel="prev" href="{u["previous"]}.html">&larr; {u["previous"]}</a> '
               if u["previous"] else "")
@@ -244,7 +251,7 @@ def unit_page(site: dict, u: dict) -> str:
            f'selectivity <b>{u["selectivity"]:.3f}</b> &middot; AUC '
            f'<b>{"&ndash;" if u["auc_preferred"] is None else format(u["auc_preferred"], ".3f")}</b> '
            f'&middot; largest test activation <b>{u["max"]:.4g}</b> &middot; '
-           + ("" if layer == "output" else
+           + ("" if role == "output" else
               f'active on {100 * u["active_fraction"]:.1f}% of test images &middot; ')
            + f'zeroed: accuracy <b>{_pct(c["accuracy_all"])}</b> pp</p>')
     starts = len(o["activation"])
@@ -252,8 +259,8 @@ def unit_page(site: dict, u: dict) -> str:
                        for s in range(starts))
     peak_rows = ("<tr><th>peak (as below)</th>" + "".join(f"<td>{o['peak'][s]:.4g}</td>"
                                                         for s in range(starts)) + "</tr>"
-                 if layer.startswith("conv") else "")
-    objective = "map mean" if layer.startswith("conv") else ("logit" if layer == "output" else "value")
+                 if role == "conv" else "")
+    objective = "map mean" if role == "conv" else ("logit" if role == "output" else "value")
     agreement = ("" if o["agreement"] is None else
                  f" The {starts} OIPs agree with mean pairwise correlation <b>r = "
                  f"{o['agreement']:.2f}</b> (1: identical; near 0: different patterns, or the same "
@@ -280,7 +287,7 @@ def unit_page(site: dict, u: dict) -> str:
             f'<section id="top"><h2>Top test images</h2><div class="row"><figure>'
             f'{_strip(f"img/{name}-top.png", 9, 28, 3, f"top test images of {name}", boxes)}<figcaption>'
             f"The 9 test images that excite {name} most (test index, <b>label</b>, activation)"
-            f"{'; box: receptive field of the peak' if layer.startswith('conv') else ''}.<br>"
+            f"{'; box: receptive field of the peak' if role == 'conv' else ''}.<br>"
             f'{_captions(site, u["top"])}</figcaption></figure>{crops}</div><figure>'
             f'{_strip(f"img/{name}-low.png", 9, 28, 3, f"least exciting images of class {low}")}'
             f"<figcaption>The 9 images of its preferred class {_class(site, pref)} that excite it "
@@ -298,13 +305,15 @@ def unit_page(site: dict, u: dict) -> str:
     circ = u["circuit"]
     parts = []
     if "kernel" in circ:
-        parts.append(f"<div><h3>Kernel (3&times;3 on the image)</h3>{im.kernel(circ['kernel'])}</div>")
+        size = table[layer]["kernel"].replace("x", "&times;")
+        parts.append(f"<div><h3>Kernel ({size} on the image)</h3>{im.kernel(circ['kernel'])}</div>")
     if "inputs" in circ:
-        measure = (f"mean drive on images of its {noun} (activation &times; weight)" if layer == "output"
-                   else "weight norm")
+        measure = table[layer]["in_measure"]
+        if measure == "drive":
+            measure = f"mean drive on images of its {noun} (activation &times; weight)"
         parts.append(f"<div><h3>Strongest inputs ({measure})</h3>{_link_list(circ['inputs'], '')}</div>")
     if "outputs" in circ:
-        measure = "weight" if layer == "dense_1" else "weight norm"
+        measure = table[layer]["out_measure"]
         parts.append(f"<div><h3>Feeds most ({measure})</h3>{_link_list(circ['outputs'], '')}</div>")
     circuit = f'<section id="circuit"><h2>Circuit</h2><div class="row">{"".join(parts)}</div></section>'
     acc = [100 * v for v in c["accuracy"]]
@@ -319,11 +328,11 @@ def unit_page(site: dict, u: dict) -> str:
         + "</tr><tr><th>&Delta; accuracy (pp)</th>" + "".join(f"<td>{v:+.2f}</td>" for v in acc)
         + "</tr><tr><th>&Delta; probability (pp)</th>" + "".join(f"<td>{v:+.3f}</td>" for v in prob)
         + "</tr></table></section>")
-    body = (f"{nav}<h1>{name} {_badge(u)}</h1>{key}"
-            f"<p class=small>{e(KIND[layer])}; activation = {_measure(layer)}.</p>"
+    body = (f"{nav}<h1>{name} {_badge(u, table)}</h1>{key}"
+            f"<p class=small>{e(table[layer]['kind'])}; activation = {_measure(table, layer)}.</p>"
             f"{oips}{images}{classes}{circuit}{causal}"
             f'<p class="small">Every number on this page: <a href="{name}.json">{name}.json</a>.</p>')
-    return _page(f"{name} - mnist_cnn explorer", body, layer)
+    return _page(f"{name} - mnist_cnn explorer", body, table, layer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,10 +351,11 @@ def unit_pictures(out: Path, u: dict, oip_images: np.ndarray, x: np.ndarray) -> 
     im.save_png(im.strip([x[t["index"]] for t in u["low"]]), out / "img" / f"{name}-low.png")
 
 
-def write_site(out, site: dict, units: list, oip_images: dict, x: np.ndarray) -> None:
+def write_site(out, site: dict, units: list, oip_images: dict, x: np.ndarray, table: dict) -> None:
     """Write every page, picture and JSON file into the existing folder `out`.
 
-    oip_images : {layer: (starts, C, 28, 28)}; x : test images (N, 28, 28) in [0, 1].
+    oip_images : {layer: (starts, C, 28, 28)}; x : test images (N, 28, 28) in [0, 1];
+    table : what the pages say about each unit layer (`build.render_table`).
     """
     out = Path(out)
     (out / "img").mkdir(exist_ok=True)
@@ -354,21 +364,21 @@ def write_site(out, site: dict, units: list, oip_images: dict, x: np.ndarray) ->
         if asset == "site.js":
             text = text.replace("/*UNITS*/", json.dumps([u["name"] for u in units]))
         (out / asset).write_text(text)
-    for layer in LAYERS:
+    for layer in table:
         mine = [u for u in units if u["layer"] == layer]
-        (out / f"{layer}.html").write_text(layer_page(site, layer, mine))
+        (out / f"{layer}.html").write_text(layer_page(site, layer, mine, table))
         best = oip_images[layer][[u["oip"]["best"] for u in mine], np.arange(len(mine))]
         im.save_png(im.grid(best, cols=min(len(mine), 16), gap=2), out / "img" / f"{layer}.png")
     for u in units:
-        (out / f"{u['name']}.html").write_text(unit_page(site, u))
+        (out / f"{u['name']}.html").write_text(unit_page(site, u, table))
         (out / f"{u['name']}.json").write_text(json.dumps(u, separators=(",", ":")))
         unit_pictures(out, u, oip_images[u["layer"]][:, u["index"]], x)
 
 
-def write_summary(out, site: dict) -> None:
+def write_summary(out, site: dict, table: dict) -> None:
     """index.html and site.json (the model, the settings, the OIP check, per-layer numbers,
     timings), written last so that they can report the whole build."""
-    (Path(out) / "index.html").write_text(index_page(site))
+    (Path(out) / "index.html").write_text(index_page(site, table))
     files = [p for p in Path(out).rglob("*") if p.is_file()]
     site["files"] = len(files) + 1
     site["bytes"] = sum(p.stat().st_size for p in files)

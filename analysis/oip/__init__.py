@@ -24,7 +24,7 @@ Start images are random fluctuations on several length scales (wavelengths 28, 1
 as in the series) drawn from `(seed, map)`, so the OIP of map i does not depend on which other
 maps share its batch.
 
-This package's own entry is `make oip` (`run_oip_command`); the digit report's OIP section is
+This package's own entry is `make oip` (`write_oips`); the digit report's OIP section is
 `analysis.report.sections.oip_section`, the benchmark `mnist_cnn.bench.bench_oip`. Importing the
 package is cheap: TensorFlow comes with the submodules.
 """
@@ -32,37 +32,37 @@ package is cheap: TensorFlow comes with the submodules.
 from __future__ import annotations
 
 
-def run_oip_command(args) -> int:
-    """`mnist_cnn oip`: write <out>/<layer>.png and <out>/<layer>.npz, print a summary."""
+def write_oips(model, layer: str, out, x_data=None, maps=None, steps: int = 200, seed: int = 0,
+               precision: str = "auto", verbose: int = 1) -> dict:
+    """OIPs of one layer's maps written as <out>/<layer>.png and <out>/<layer>.npz.
+
+    Parameters
+    ----------
+    model : keras.Model, e.g. `mnist_cnn.load_model(path)`.
+    layer : str, a map or dense layer of the model.
+    out : folder (created if missing).
+    x_data : float32 (M, 28, 28, 1) real images for the comparison (`data_max`), or None.
+    maps, steps, seed, precision : see `compute.compute_oips` and `ascent.OIPConfig`.
+
+    Returns
+    -------
+    dict, `compute_oips`'s result plus "quality" (`oip_quality`) and "files".
+    """
     from dataclasses import replace
     from pathlib import Path
 
     from analysis.oip.ascent import OIPConfig
     from analysis.oip.compute import compute_oips, oip_quality
     from analysis.oip.plots import plot_oips
-    from mnist_cnn.config import report_dir
-    from mnist_cnn.data import load_dataset, to_input
     from mnist_cnn.fileio import save_figure, save_npz
-    from mnist_cnn.model import load_trained
 
-    dataset = getattr(args, "dataset", "mnist")
-    model = load_trained(args.model, dataset=dataset)  # refuses a model of the other data set
-    _, (x_test, _) = load_dataset(dataset, args.data or None)
-    config = replace(OIPConfig(), steps=args.steps, precision=getattr(args, "precision", "auto"))
-    result = compute_oips(model, args.layer, args.maps, config, args.seed, to_input(x_test))
-    out = Path(args.out or report_dir(dataset, "oip"))
-    save_npz(out / f"{args.layer}.npz", images=result["images"], maps=result["maps"],
+    config = replace(OIPConfig(), steps=steps, precision=precision)
+    result = compute_oips(model, layer, maps, config, seed, x_data, verbose=verbose)
+    out = Path(out)
+    files = [out / f"{layer}.npz", out / f"{layer}.png"]
+    save_npz(files[0], images=result["images"], maps=result["maps"],
              activation=result["activation"], data_max=result["data_max"], dead=result["dead"],
              start_activation=result["start_activation"])
-    save_figure(plot_oips(result["images"], result["maps"], result["activation"], args.layer,
-                          result["data_max"]), out / f"{args.layer}.png")
-    q = oip_quality(result)
-    print(f"{args.layer}: {q['maps']} OIPs, {args.steps} steps in {result['seconds']:.1f} s "
-          f"({result['precision']}); above the largest test-image activation for "
-          f"{q['above_data_max']}/{q['active_on_data']} maps active on the test set; "
-          f"{q['dead_on_data']} dead on the whole test set; {q['zero_at_start']} at zero at the "
-          f"start, {q['zero_at_end']} at the end")
-    if q["dead_on_data"]:
-        print("dead on the test set: " + ", ".join(str(int(m)) for m in result["maps"][result["dead"]]))
-    print(f"wrote {out / (args.layer + '.png')} and {out / (args.layer + '.npz')}")
-    return 0
+    save_figure(plot_oips(result["images"], result["maps"], result["activation"], layer,
+                          result["data_max"]), files[1])
+    return {**result, "quality": oip_quality(result), "files": files}

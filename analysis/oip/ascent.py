@@ -24,7 +24,7 @@ from analysis.oip.objectives import default_objective, select
 from analysis.oip.objectives import penalties as default_penalties
 from analysis.oip.param import image_of, params_of
 from mnist_cnn.errors import UserError
-from mnist_cnn.model import pre_activation_model, with_weights
+from mnist_cnn.model import pre_activation_model, with_policy
 from mnist_cnn.precision import resolve
 
 
@@ -74,9 +74,18 @@ def resolve_precision(precision: str) -> str:
     return "float32" if resolve(precision) == "float32" else "bfloat16"
 
 
-def is_relu_layer(layer: str) -> bool:
-    """Whether the target's activation is a ReLU (all but the logits of "output")."""
-    return layer != "output"
+def activation_fn(model, layer: str):
+    """What turns the cut's pre-activation into the target's activation: "relu", None (the cut's
+    output is the value: logits of the output layer, a linear unit, an average pool or a batch
+    norm) or another Keras activation function (tanh, ...). Read from the model's description."""
+    from mnist_cnn.network import describe
+
+    net = describe(model)
+    active = net.activation_of(layer)
+    name = active.activation if active.is_unit else None
+    if name in (None, "linear") or active.name == net.output_layer.name:
+        return None
+    return "relu" if name == "relu" else keras.activations.get(name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,9 +124,9 @@ class Ascent:
     model : keras.Model
         The trained network.
     layer : str
-        Target layer (one of TARGET_LAYERS).
+        Target layer: a map or dense layer of the model (`Network.targets`).
     objective : callable, optional
-        layer output -> (N, C) values per map; default `default_objective(layer, border)`.
+        layer output -> (N, C) values per map; default `default_objective(is_map, border)`.
     config : OIPConfig
     penalties : list of objectives.Penalty, optional
         Subtracted from the objective; default `penalties(config.tv, config.l2)`.
@@ -131,10 +140,13 @@ class Ascent:
         self.cut = pre_activation_model(model, layer)
         self.precision = resolve_precision(config.precision)
         self.loop_cut = self.cut if self.precision == "float32" else pre_activation_model(
-            with_weights(model.get_weights(), "mixed_bfloat16"), layer)
+            with_policy(model, "mixed_bfloat16"), layer)
         self.channels = self.cut.output.shape[-1]
-        self.objective = objective or default_objective(layer, config.border)
-        self.relu = is_relu_layer(layer)
+        self.objective = objective or default_objective(len(self.cut.output.shape) == 4,
+                                                        config.border)
+        activation = activation_fn(model, layer)
+        self.relu = activation == "relu"
+        self._activate = activation if callable(activation) else (lambda t: t)
         self._loop = tf.function(self._steps, reduce_retracing=True)
         self._measure = tf.function(self._activation, reduce_retracing=True)
         self._all_maps = tf.function(self._all_maps_fn, reduce_retracing=True)
@@ -146,7 +158,7 @@ class Ascent:
     def _all_maps_fn(self, images):
         """The objective on the activation for every map, images (N, 28, 28) -> (N, C)."""
         pre = self.cut(images[..., None], training=False)
-        return self.objective(tf.nn.relu(pre) if self.relu else pre)
+        return self.objective(tf.nn.relu(pre) if self.relu else self._activate(pre))
 
     def _goal(self, params, onehot, offset):
         """Per-item quantity to maximise: activation once positive, pre-activation before."""
@@ -161,7 +173,7 @@ class Ascent:
             # where() passes gradient only through the chosen branch, item by item
             goal = tf.where(active > 0, active, goal)
         else:
-            goal = select(self.objective(pre), onehot)
+            goal = select(self.objective(self._activate(pre)), onehot)
         for penalty in self.penalties:
             goal -= penalty(images)
         return goal

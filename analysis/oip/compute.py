@@ -47,7 +47,7 @@ def compute_oips(model, layer: str, maps=None, config: OIPConfig = OIPConfig(), 
     model : keras.Model
         The trained network.
     layer : str
-        Target layer (one of TARGET_LAYERS).
+        Target layer: a map or dense layer of the model (`mnist_cnn.network.Network.targets`).
     maps : sequence of int, optional
         Map (or unit) indices; default all of the layer.
     config : OIPConfig
@@ -110,8 +110,11 @@ def class_images(model, digits, config: OIPConfig = CLASS_IMAGE_CONFIG, seed: in
     dict with images (K, 28, 28), digits (K,), logit (K,) of the own class, probability (K,)
     of the own class, predicted (K,) class of each image.
     """
+    from mnist_cnn.network import describe
+
     digits = np.asarray(digits, dtype=np.int64)
-    result = compute_oips(model, "output", digits, config, seed, verbose=verbose)
+    output = describe(model).output_layer.name
+    result = compute_oips(model, output, digits, config, seed, verbose=verbose)
     probabilities = np.asarray(model(result["images"][..., None], training=False))
     return {"images": result["images"], "digits": digits, "logit": result["activation"],
             "probability": probabilities[np.arange(len(digits)), digits],
@@ -121,7 +124,7 @@ def class_images(model, digits, config: OIPConfig = CLASS_IMAGE_CONFIG, seed: in
 CARVE_CONFIG = OIPConfig(steps=20, lr=0.02, param="clip", jitter=0)
 
 
-def carve(model, image, maps, layer: str = "conv_3", config: OIPConfig = CARVE_CONFIG) -> dict:
+def carve(model, image, maps, layer: str | None = None, config: OIPConfig = CARVE_CONFIG) -> dict:
     """Pattern carving: amplify, in a real image, what each of some maps reacts to.
 
     A few small normalised gradient steps from `image` towards a larger mean activation of one
@@ -132,15 +135,18 @@ def carve(model, image, maps, layer: str = "conv_3", config: OIPConfig = CARVE_C
     model : keras.Model
     image : float array (28, 28[, 1]) in [0, 1]
     maps : sequence of int, maps of `layer`
-    layer : str
+    layer : str, optional (default the model's last conv layer)
     config : OIPConfig (few steps, small lr, clip parameterisation)
 
     Returns
     -------
     dict with before (28, 28), after (K, 28, 28), maps (K,), activation_before (K,),
     activation_after (K,), predicted_before (int), predicted_after (K,),
-    probability_before (10,), probability_after (K, 10).
+    probability_before (classes,), probability_after (K, classes).
     """
+    from mnist_cnn.network import describe
+
+    layer = layer or describe(model).last_conv.name
     maps = np.asarray(maps, dtype=np.int64)
     before = np.asarray(image, np.float32).reshape(28, 28)
     ascent = Ascent(model, layer, config=config)

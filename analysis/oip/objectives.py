@@ -17,8 +17,6 @@ from typing import Callable
 
 import tensorflow as tf
 
-from mnist_cnn.config import OUTPUT_SHAPES
-
 
 def map_mean(border: int = 0):
     """Mean of every map over its positions, `border` edge positions left out.
@@ -55,9 +53,9 @@ def select(values, onehot):
     return tf.reduce_sum(values * onehot, axis=-1)
 
 
-def default_objective(layer: str, border: int = 0):
-    """`map_mean` for map layers, `unit` for dense_1 and the output logits."""
-    return map_mean(border) if len(OUTPUT_SHAPES[layer]) == 3 else unit()
+def default_objective(is_map: bool, border: int = 0):
+    """`map_mean` for map layers (outputs (N, H, W, C)), `unit` for dense layers and logits."""
+    return map_mean(border) if is_map else unit()
 
 
 # ---------------------------------------------------------------------------------------------

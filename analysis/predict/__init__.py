@@ -112,7 +112,7 @@ def run_predict(args) -> int:
                 "maps": maps, "top": top,
                 "attributions": compute.attributions(attributor, field, label, contrast),
                 "neighbours": (idx, dist, y_train[idx], x_train[idx]),
-                "hidden_layer": _hidden_name(model), "hidden_units": int(hidden.size),
+                "hidden_layer": compute.hidden_layer_name(model), "hidden_units": int(hidden.size),
                 "model": model_info}
         target = out_root / Path(path).stem
         link = os.path.relpath(site, target) if site is not None else None
@@ -125,14 +125,3 @@ def run_predict(args) -> int:
               f"{top3[1][1]:.1%}, {names[top3[2][0]]} {top3[2][1]:.1%}); read as "
               f"{ink.polarity}; faithful maps: {', '.join(good) or 'none'} -> {target}/index.html")
     return 0
-
-
-def _hidden_name(model) -> str:
-    """Name of the layer feeding the output Dense (the last hidden layer)."""
-    from analysis.attribution.methods import output_dense
-
-    last = output_dense(model)
-    for layer in model.layers:
-        if layer.output is last.input:
-            return layer.name
-    return "hidden"

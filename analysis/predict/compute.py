@@ -14,14 +14,20 @@ import keras
 import numpy as np
 
 from analysis.attribution.evaluate import measure
-from analysis.attribution.methods import conv_layer_names, output_dense, target_weights
+from analysis.attribution.methods import output_dense, target_weights
 from mnist_cnn.fileio import save_npz, sha256_file
+from mnist_cnn.network import describe
 
 
 def map_layer_names(model) -> list:
-    """Layers whose output is a stack of maps (batch, H, W, C), in order."""
-    return [layer.name for layer in model.layers
-            if not isinstance(layer, keras.layers.InputLayer) and len(layer.output.shape) == 4]
+    """Layers whose output is a stack of maps (H, W, C), in order (`network.describe`)."""
+    return [info.name for info in describe(model).map_layers]
+
+
+def hidden_layer_name(model) -> str:
+    """The layer that feeds the output Dense: the last hidden layer."""
+    net = describe(model)
+    return net.layers[net.output_layer.index - 1].name if net.output_layer.index else "input"
 
 
 def feature_maps(model, field: np.ndarray) -> dict:
@@ -99,6 +105,6 @@ def attributions(attributor, field: np.ndarray, label: int, contrast: int, steps
 
 
 def last_conv(model):
-    """Name of the last Conv2D layer, or None."""
-    names = conv_layer_names(model)
-    return names[-1] if names else None
+    """Name of the last conv layer, or None."""
+    last = describe(model).last_conv
+    return last.name if last is not None else None

@@ -3,9 +3,11 @@
 `build_report` evaluates the model on the test set, picks the contrast digit (the one most
 often confused with DIGIT unless given), and runs the report's sections in order. Each section
 writes its figures (PNG, with the figure's numbers in an .npz beside it) and CSV tables, and
-returns a `Section`; `index.html` and `summary.json` are built from those. `run_analyze` (the
-CLI entry) builds everything in a temporary folder that replaces `reports/digit-D` only when
-the whole report is done, so a failed run leaves `reports/` as it was.
+returns a `Section`; `index.html` and `summary.json` are built from those. `write_report` builds
+everything in a temporary folder that replaces the report folder only when the whole report is
+done, so a failed run leaves `reports/` as it was. The layers come from the model
+(`mnist_cnn.network.describe`): every map layer is drawn, and the ranking, probe, ablation and
+OIPs study the last conv layer (`conv_3` of the series' network).
 
 Fashion-MNIST (`make analyze DATASET=fashion CLASS=shirt`): the same report on one class, in
 reports/fashion/class-6-shirt; `Context.dataset` gives the sections the class names ("Shirt")
@@ -25,27 +27,26 @@ import numpy as np
 from analysis.report import sections as page
 from analysis.report.context import Context
 from analysis.report.html import render_html
-from mnist_cnn.config import MAP_LAYERS
 from mnist_cnn.errors import UserError
 from mnist_cnn.fileio import atomic_dir, sha256_file, write_bytes, write_json
 
 
 def build_report(model, model_path, test_data, digit: int, out, contrast=None, samples=3,
-                 cmap="viridis", layers=MAP_LAYERS, sections=None, seed=0,
+                 cmap="viridis", layers=None, sections=None, seed=0,
                  dataset="mnist") -> dict:
     """Write the whole report for `digit` into the folder `out` (which must exist).
 
     Parameters
     ----------
     model : keras.Model, the trained network (float32, see `load_trained`).
-    model_path : path of its file (named and hashed in summary.json).
+    model_path : path of its file (named and hashed in summary.json), or None.
     test_data : (x_test uint8 (N, 28, 28), y_test (N,)).
-    digit : int, 0-9.
+    digit : int, a class index (0-9 for MNIST).
     out : folder to write into.
     contrast : int or None (None: the digit most often confused with `digit`).
     samples : int, images per digit in the samples figures.
     cmap : str, colormap of the activation figures.
-    layers : sequence of map layers to draw.
+    layers : sequence of map layers to draw (default every map layer of the model).
     sections : list of section functions (default `sections.SECTIONS`, the whole page).
     seed : int, seed of the random ablations and the probe's folds.
     dataset : str, the data set of `test_data` ("mnist", "fashion"): the page and the figures
@@ -60,17 +61,23 @@ def build_report(model, model_path, test_data, digit: int, out, contrast=None, s
     from mnist_cnn.evaluate import evaluate
 
     from mnist_cnn.datasets import get_dataset
+    from mnist_cnn.network import describe
 
     started = time.perf_counter()
     info = get_dataset(dataset)
-    noun = info.class_noun
-    if not 0 <= int(digit) <= 9:
-        raise UserError(f"{noun} must be 0-9, got {digit}")
-    if contrast is not None and (not 0 <= int(contrast) <= 9 or contrast == digit):
-        raise UserError(f"contrast must be a {noun} 0-9 other than {digit}, got {contrast}")
-    unknown = [name for name in layers if name not in MAP_LAYERS]
+    net = describe(model, num_classes=info.num_classes)
+    if net.last_conv is None:
+        raise UserError("the report needs a model with a Conv2D layer")
+    noun, top = info.class_noun, info.num_classes - 1
+    if not 0 <= int(digit) <= top:
+        raise UserError(f"{noun} must be 0-{top}, got {digit}")
+    if contrast is not None and (not 0 <= int(contrast) <= top or contrast == digit):
+        raise UserError(f"contrast must be a {noun} 0-{top} other than {digit}, got {contrast}")
+    maps = [i.name for i in net.map_layers]
+    layers = maps if layers is None else list(layers)
+    unknown = [name for name in layers if name not in maps]
     if unknown:
-        raise UserError(f"unknown layer {unknown[0]!r}; choose from {', '.join(MAP_LAYERS)}")
+        raise UserError(f"unknown layer {unknown[0]!r}; choose from {', '.join(maps)}")
     x_test, y_test = test_data
     x, y = to_input(np.asarray(x_test)), np.asarray(y_test).astype(int)
     if not (y == digit).any():
@@ -82,7 +89,8 @@ def build_report(model, model_path, test_data, digit: int, out, contrast=None, s
     if not (y == contrast).any():
         raise UserError(f"the test data has no images of {info.class_label(contrast)}; check --data "
                         "or --contrast")
-    ctx = Context(model=model, model_path=Path(model_path), out=Path(out), x_test=x, y_test=y,
+    ctx = Context(model=model, model_path=Path(model_path) if model_path else None, out=Path(out),
+                  x_test=x, y_test=y,
                   digit=int(digit), contrast=int(contrast), contrast_source=source,
                   evaluation=evaluation, samples=samples, cmap=cmap, layers=tuple(layers),
                   seed=seed, dataset=info)
@@ -106,7 +114,8 @@ def _summary(ctx: Context, sections: list, seconds: dict) -> dict:
     ev = ctx.evaluation
     cm = ev["confusion_matrix"]
     return {
-        "model": {"file": str(ctx.model_path), "sha256": sha256_file(ctx.model_path)},
+        "model": {"file": str(ctx.model_path) if ctx.model_path else None,
+                  "sha256": sha256_file(ctx.model_path) if ctx.model_path else None},
         "test_accuracy": round(ev["accuracy"], 6), "test_loss": round(ev["loss"], 6),
         "dataset": ctx.dataset.name,
         "digit": ctx.digit, "contrast": ctx.contrast, "contrast_source": ctx.contrast_source,
@@ -123,33 +132,21 @@ def _summary(ctx: Context, sections: list, seconds: dict) -> dict:
     }
 
 
-def run_analyze(args) -> int:
-    """CLI entry: load the model and data, build the report atomically, print key numbers."""
-    from mnist_cnn.cli import analyze_out_dir
-    from mnist_cnn.data import load_dataset
-    from mnist_cnn.datasets import get_dataset
-    from mnist_cnn.model import load_trained
+def write_report(model, test_data, digit: int, out, model_path=None, **options) -> dict:
+    """Build the report for `digit` in a temporary folder that replaces `out` when complete.
 
-    info = get_dataset(getattr(args, "dataset", "mnist"))
-    out = Path(args.out or analyze_out_dir(info.name, args.digit))
-    # UserError for a missing/corrupt/foreign model, or one trained on the other data set
-    model = load_trained(args.model, dataset=info.name)
-    _, test = load_dataset(info.name, args.data or None)
-    with atomic_dir(out) as tmp:
-        summary = build_report(model, args.model, test, args.digit, tmp, contrast=args.contrast,
-                               samples=args.samples, cmap=args.cmap, layers=args.layers,
-                               dataset=info.name)
-    name = info.class_label
-    print(f"{info.class_noun} {name(summary['digit'])} vs {name(summary['contrast'])} "
-          f"({summary['contrast_source']}); test accuracy {summary['test_accuracy']:.4%}")
-    if summary.get("probe"):
-        print(f"probe on conv_3: {summary['probe']['all_features']:.2%} cross-validated accuracy")
-    if summary.get("ablation"):
-        last = summary["ablation"]["rows"][-1]
-        print(f"top {last['k']} conv_3 maps zeroed: accuracy {last['ranked_accuracy_a']:.2%} on "
-              f"{name(summary['digit'])}, {last['ranked_accuracy_b']:.2%} on "
-              f"{name(summary['contrast'])} "
-              f"(random maps: {last['random_accuracy_a_mean']:.2%}, "
-              f"{last['random_accuracy_b_mean']:.2%})")
-    print(f"wrote {out}/index.html ({len(summary['files'])} files) in {summary['seconds']:.1f} s")
-    return 0
+    Parameters
+    ----------
+    model : keras.Model, e.g. `mnist_cnn.load_model(path)`.
+    test_data : (x_test uint8 (N, 28, 28), y_test (N,)), e.g. `mnist_cnn.load_dataset()[1]`.
+    digit : int, the class to study.
+    out : folder of the report (created or replaced).
+    model_path : the model's file, recorded in summary.json (None: not recorded).
+    **options : contrast, samples, cmap, layers, sections, seed, dataset (`build_report`).
+
+    Returns
+    -------
+    dict, the summary (out/summary.json); out/index.html is the page.
+    """
+    with atomic_dir(Path(out)) as tmp:
+        return build_report(model, model_path, test_data, digit, tmp, **options)

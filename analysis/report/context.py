@@ -2,7 +2,8 @@
 
 `Context` is built once by `analysis.report.build_report`: the model, the test set, the digit
 and its contrast, the evaluation, and a cache so that the feature maps of a class and the
-comparison of the two classes are computed once for all sections. A section saves its figures
+comparison of the two classes are computed once for all sections, and the model's description
+(`ctx.net`: its map layers and its last conv layer, which the ranking, probe and ablation study). A section saves its figures
 with `ctx.figure` (PNG, with the figure's numbers in an .npz beside it) and its tables with
 `ctx.table` (CSV), and returns a `Section` holding them, its text and its summary numbers.
 """
@@ -16,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_cnn.config import MAP_LAYERS
 from mnist_cnn.datasets import MNIST, DatasetInfo
 from mnist_cnn.fileio import save_figure, save_npz, write_bytes
 
@@ -64,10 +64,29 @@ class Context:
     evaluation: dict  # from mnist_cnn.evaluate.evaluate
     samples: int = 3
     cmap: str = "viridis"
-    layers: tuple = MAP_LAYERS
+    layers: tuple = ()  # map layers to draw (build_report: default every map layer)
     seed: int = 0
     dataset: DatasetInfo = MNIST  # what the page calls the classes ("4"; "Shirt") and a class
     cache: dict = field(default_factory=dict)
+
+    @property
+    def net(self):
+        """The model's description (`mnist_cnn.network.describe`), read once."""
+        if "net" not in self.cache:
+            from mnist_cnn.network import describe
+
+            self.cache["net"] = describe(self.model)
+        return self.cache["net"]
+
+    @property
+    def map_layers(self) -> tuple:
+        """Names of every layer with (H, W, C) maps, in order."""
+        return tuple(i.name for i in self.net.map_layers)
+
+    @property
+    def last_conv(self) -> str:
+        """The last Conv2D: the layer the ranking, probe, ablation and OIPs study."""
+        return self.net.last_conv.name
 
     @property
     def noun(self) -> str:
@@ -122,7 +141,7 @@ class Context:
             from analysis.feature_maps import FeatureExtractor
 
             if "extractor" not in self.cache:
-                self.cache["extractor"] = FeatureExtractor(self.model, MAP_LAYERS)
+                self.cache["extractor"] = FeatureExtractor(self.model, self.map_layers)
             self.cache[key] = self.cache["extractor"](self.x_test[self.indices(label)])
         return self.cache[key]
 
@@ -139,7 +158,7 @@ class Context:
 
             a, b = self.class_maps(self.digit), self.class_maps(self.contrast)
             result = {}
-            for layer in MAP_LAYERS:
+            for layer in self.map_layers:
                 stats_a, stats_b = compare.class_statistics(a[layer]), compare.class_statistics(b[layer])
                 sa, sb = compare.spatial_means(a[layer]), compare.spatial_means(b[layer])
                 result[layer] = {"stats_digit": stats_a, "stats_contrast": stats_b,

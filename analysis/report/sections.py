@@ -4,7 +4,8 @@ How to add a section:
     1. write `def my_section(ctx: Context) -> Section` (import heavy modules inside it);
        save figures with `ctx.figure(name, fig, caption, **arrays)` and tables with
        `ctx.table(name, caption, rows)`; use `ctx.model`, `ctx.digit`, `ctx.contrast`,
-       `ctx.cmap`, `ctx.class_maps(label)`, `ctx.comparison()` (ranking of conv_3 maps);
+       `ctx.cmap`, `ctx.class_maps(label)`, `ctx.comparison()` (ranking of every layer's maps),
+       `ctx.net` and `ctx.last_conv` (the layer the ranking, probe and ablation study);
     2. append it to SECTIONS below. Its `summary` dict lands in summary.json under
        "sections" -> its key, and its figures and tables appear in index.html.
 
@@ -125,12 +126,15 @@ def samples_section(ctx: Context) -> Section:
 
 
 def kernels_section(ctx: Context) -> Section:
-    """The 32 first-layer 3x3 kernels."""
+    """The first conv layer's kernels (the series' network: 32 of 3x3)."""
     from analysis.plots import plot_kernels
 
-    kernel, bias = (np.asarray(w) for w in ctx.model.get_layer("conv_1").get_weights())
-    fig = ctx.figure("kernels_conv_1", plot_kernels(kernel),
-                     "The 32 conv_1 kernels (3x3 weights on the input pixels), one symmetric "
+    first = ctx.net.conv_layers[0]
+    kernel, bias = (np.asarray(w) for w in ctx.model.get_layer(first.name).get_weights())
+    size = "x".join(map(str, first.kernel_size))
+    fig = ctx.figure(f"kernels_{first.name}", plot_kernels(kernel, first.name),
+                     f"The {first.channels} {first.name} kernels ({size} weights on the input "
+                     "pixels), one symmetric "
                      f"colour scale (|w| up to {np.abs(kernel).max():.3g}); red weights respond "
                      "to ink, blue to its absence. Tile title: map index.",
                      kernel=kernel, bias=bias)
@@ -139,7 +143,7 @@ def kernels_section(ctx: Context) -> Section:
 
 
 def comparison_section(ctx: Context) -> Section:
-    """Per-map statistics of all layers, class-mean conv_3 maps, and the ranking of conv_3 maps."""
+    """Per-map statistics of all layers, class-mean maps and ranking of the last conv layer's maps."""
     from analysis.plots import plot_class_means, plot_ranking
 
     d, c = ctx.name(ctx.digit), ctx.name(ctx.contrast)
@@ -154,21 +158,22 @@ def comparison_section(ctx: Context) -> Section:
         arrays[f"{layer}_ranking"] = r["ranking"]
     save_npz(ctx.out / "class_statistics.npz", **arrays)
 
-    c3 = comp["conv_3"]
+    L = ctx.last_conv
+    c3 = comp[L]
     top = c3["ranking"][:TOP_MAPS]
     n_a, n_b = len(c3["scores_digit"]), len(c3["scores_contrast"])
     figures = [
-        ctx.figure("class_means_conv_3",
+        ctx.figure(f"class_means_{L}",
                    plot_class_means(c3["stats_digit"]["mean_map"], c3["stats_contrast"]["mean_map"],
-                                    d, c, "conv_3", ctx.cmap, highlight=top[:8]),
-                   f"Mean conv_3 maps over all {n_a} test images of {d} (top) and all {n_b} of "
+                                    d, c, L, ctx.cmap, highlight=top[:8]),
+                   f"Mean {L} maps over all {n_a} test images of {d} (top) and all {n_b} of "
                    f"{c} (middle), shared colour scale; bottom: their difference (red: stronger "
                    f"on {d}). The 8 best-separating maps are framed in red.",
                    mean_map_digit=c3["stats_digit"]["mean_map"],
                    mean_map_contrast=c3["stats_contrast"]["mean_map"], highlighted=top[:8]),
-        ctx.figure("ranking_conv_3",
-                   plot_ranking(c3["effect"]["auc"], c3["ranking"], d, c, "conv_3", TOP_MAPS),
-                   f"ROC AUC of each conv_3 map's mean activation for telling {d} from {c}, maps "
+        ctx.figure(f"ranking_{L}",
+                   plot_ranking(c3["effect"]["auc"], c3["ranking"], d, c, L, TOP_MAPS),
+                   f"ROC AUC of each {L} map's mean activation for telling {d} from {c}, maps "
                    "sorted by separation |2 AUC - 1|.", auc=c3["effect"]["auc"],
                    ranking=c3["ranking"], cohens_d=c3["effect"]["cohens_d"]),
     ]
@@ -181,8 +186,8 @@ def comparison_section(ctx: Context) -> Section:
              "maps_auc_above_0.9_or_below_0.1": int((r["effect"]["separation"] > 0.8).sum()),
              "maps": len(r["ranking"])} for layer, r in comp.items()]
     tables = [
-        ctx.table("ranking_conv_3", f"The {TOP_MAPS} conv_3 maps that best separate {d} from {c} "
-                  "(all 128 in ranking_conv_3.csv, every layer in ranking_all_layers.csv). "
+        ctx.table(f"ranking_{L}", f"The {TOP_MAPS} {L} maps that best separate {d} from {c} "
+                  f"(all {len(c3['ranking'])} in ranking_{L}.csv, every layer in ranking_all_layers.csv). "
                   "mean_*: mean activation; active_*: fraction of images where the map is active.",
                   [named(row) for row in c3["rows"]], show=TOP_MAPS),
         ctx.table(None, "The best-separating map of each layer, and how many maps separate "
@@ -201,17 +206,18 @@ def comparison_section(ctx: Context) -> Section:
 
 
 def probe_section(ctx: Context) -> Section:
-    """Logistic-regression probe on conv_3, all features and top-k ranked maps."""
+    """Logistic-regression probe on the last conv layer, all features and top-k ranked maps."""
     from analysis.compare import probe_accuracy
 
-    a, b = ctx.class_maps(ctx.digit)["conv_3"], ctx.class_maps(ctx.contrast)["conv_3"]
+    L = ctx.last_conv
+    a, b = ctx.class_maps(ctx.digit)[L], ctx.class_maps(ctx.contrast)[L]
     p = probe_accuracy(a, b, top_k=ABLATION_KS, seed=ctx.seed)
-    rows = [{"features": f"all conv_3 activations ({p['n_features']})",
+    rows = [{"features": f"all {L} activations ({p['n_features']})",
              "cv_accuracy": p["all_features"]}]
     rows += [{"features": f"spatial means of the top {k} ranked maps", "cv_accuracy": acc}
              for k, acc in p["top_k"].items()]
     text = (f"A logistic-regression probe (scikit-learn, standardised features) tells "
-            f"{ctx.name(ctx.digit)} from {ctx.name(ctx.contrast)} on conv_3 outputs with {p['all_features']:.2%} "
+            f"{ctx.name(ctx.digit)} from {ctx.name(ctx.contrast)} on {L} outputs with {p['all_features']:.2%} "
             f"{p['folds']}-fold cross-validated accuracy ({p['n_images']} images). With only the "
             "spatial means of the top-k maps (ranking recomputed on each training fold): "
             + ", ".join(f"k={k}: {v:.2%}" for k, v in p["top_k"].items()) + ".")
@@ -220,7 +226,7 @@ def probe_section(ctx: Context) -> Section:
 
 
 def ablation_section(ctx: Context) -> Section:
-    """Zero the top-k ranked conv_3 maps vs k random maps; accuracy on both classes."""
+    """Zero the top-k ranked maps of the last conv layer vs k random maps; accuracy on both classes."""
     import tensorflow as tf
 
     from analysis.compare import ablation
@@ -228,11 +234,13 @@ def ablation_section(ctx: Context) -> Section:
     from mnist_cnn.model import head_model
 
     d, c = ctx.name(ctx.digit), ctx.name(ctx.contrast)
-    head = tf.function(head_model(ctx.model, "conv_3"))
+    L = ctx.last_conv
+    after = ", ".join(i.name for i in ctx.net.layers[ctx.net.layer(L).index + 1:])
+    head = tf.function(head_model(ctx.model, L))
     result = ablation(lambda m: head(tf.constant(m)).numpy(),
-                      ctx.class_maps(ctx.digit)["conv_3"], ctx.class_maps(ctx.contrast)["conv_3"],
+                      ctx.class_maps(ctx.digit)[L], ctx.class_maps(ctx.contrast)[L],
                       ctx.digit, ctx.contrast,
-                      ctx.comparison()["conv_3"]["ranking"], ABLATION_KS, seed=ctx.seed)
+                      ctx.comparison()[L]["ranking"], ABLATION_KS, seed=ctx.seed)
     rows = [{"k": r["k"], f"acc {d}: ranked": r["ranked_accuracy_a"],
              f"acc {d}: random": r["random_accuracy_a_mean"],
              f"acc {c}: ranked": r["ranked_accuracy_b"],
@@ -242,17 +250,17 @@ def ablation_section(ctx: Context) -> Section:
              f"p(true) {c}: ranked": r["ranked_probability_b"],
              f"p(true) {c}: random": r["random_probability_b_mean"],
              "ranked maps": r["ranked_maps"]} for r in result["rows"]]
-    fig = ctx.figure("ablation_conv_3", plot_ablation(result, d, c),
+    fig = ctx.figure(f"ablation_{L}", plot_ablation(result, d, c),
                      f"Accuracy (top) and mean probability of the true class (bottom) on the "
                      f"test images of {d} (left) and {c} (right) after setting the top-k ranked "
-                     f"conv_3 maps to zero (red) or k random maps ({result['random_draws']} "
+                     f"{L} maps to zero (red) or k random maps ({result['random_draws']} "
                      "draws, grey: mean and min-max).",
-                     ranking=ctx.comparison()["conv_3"]["ranking"],
+                     ranking=ctx.comparison()[L]["ranking"],
                      **{key: np.array([r[key] for r in result["rows"]])
                         for key in result["rows"][0] if key != "ranked_maps"})
     last = result["rows"][-1]
-    text = (f"Zeroing maps after conv_3 and running the rest of the network (flatten, dense_1, "
-            f"output). Without ablation: {result['baseline']['accuracy_a']:.2%} on {d}, "
+    text = (f"Zeroing maps after {L} and running the rest of the network ({after}). "
+            f"Without ablation: {result['baseline']['accuracy_a']:.2%} on {d}, "
             f"{result['baseline']['accuracy_b']:.2%} on {c}. With the top {last['k']} ranked maps "
             f"zeroed: {last['ranked_accuracy_a']:.2%} and {last['ranked_accuracy_b']:.2%}; with "
             f"{last['k']} random maps: {last['random_accuracy_a_mean']:.2%} and "
@@ -260,32 +268,33 @@ def ablation_section(ctx: Context) -> Section:
     # The CSV keeps every column (random min and max included); the page shows the main ones.
     ctx.table("ablation", "", result["rows"])
     table = ctx.table(None, f"Accuracy and mean true-class probability p(true) after zeroing "
-                      f"k conv_3 maps (random: mean of {result['random_draws']} draws; "
+                      f"k {L} maps (random: mean of {result['random_draws']} draws; "
                       "ablation.csv adds min and max).", rows)
     table.file = "ablation.csv"
     return Section("ablation", "Ablation: do the ranked maps matter?", text, [fig], [table], result)
 
 
 def oip_section(ctx: Context) -> Section:
-    """OIPs of the top-ranked conv_3 maps, class images and pattern carving (analysis/oip/)."""
+    """OIPs of the top-ranked last-conv maps, class images and pattern carving (analysis/oip/)."""
     from analysis.oip.ascent import OIPConfig
     from analysis.oip.compute import CARVE_CONFIG, carve, class_images, compute_oips, oip_quality
     from analysis.oip.plots import plot_carving, plot_class_images, plot_oips
 
     d, c = ctx.name(ctx.digit), ctx.name(ctx.contrast)
-    auc = np.asarray(ctx.comparison()["conv_3"]["effect"]["auc"])
+    L = ctx.last_conv
+    auc = np.asarray(ctx.comparison()[L]["effect"]["auc"])
     for_digit = np.argsort(-auc, kind="stable")[:REPORT_MAPS]
     for_contrast = np.argsort(auc, kind="stable")[:REPORT_MAPS]
     maps = np.r_[for_digit, for_contrast]
-    r = compute_oips(ctx.model, "conv_3", maps, OIPConfig(), ctx.seed, ctx.x_test, verbose=0)
+    r = compute_oips(ctx.model, L, maps, OIPConfig(), ctx.seed, ctx.x_test, verbose=0)
     q = oip_quality(r)
     labels = [f"AUC {auc[m]:.2f}" for m in maps]
     figures = [ctx.figure(
-        "oip_conv_3_top",
-        plot_oips(r["images"], maps, r["activation"], "conv_3", r["data_max"], labels,
-                  title=f"OIPs of the {REPORT_MAPS} conv_3 maps that most prefer {d} over {c} "
+        f"oip_{L}_top",
+        plot_oips(r["images"], maps, r["activation"], L, r["data_max"], labels,
+                  title=f"OIPs of the {REPORT_MAPS} {L} maps that most prefer {d} over {c} "
                         f"(top row) and {c} over {d} (bottom row)"),
-        f"Input patterns (OIPs) that maximise the mean activation of the conv_3 maps that best "
+        f"Input patterns (OIPs) that maximise the mean activation of the {L} maps that best "
         f"prefer {d} over {c} (top row, highest AUC) and {c} over {d} (bottom row, lowest AUC); "
         "200 normalised gradient steps from multi-scale noise. Tile label: map index, the OIP's "
         "activation, the map's AUC; red: the OIP does not exceed the map's largest activation "
@@ -301,16 +310,16 @@ def oip_section(ctx: Context) -> Section:
         images=ci["images"], digits=ci["digits"], logit=ci["logit"],
         probability=ci["probability"]))
     source = int(ctx.sample_indices(ctx.digit)[0])
-    carved = carve(ctx.model, ctx.x_test[source], np.r_[for_digit[:2], for_contrast[:2]])
+    carved = carve(ctx.model, ctx.x_test[source], np.r_[for_digit[:2], for_contrast[:2]], L)
     figures.append(ctx.figure(
         "pattern_carving", plot_carving(carved),
         f"Pattern carving: test image #{source} ({ctx.a(ctx.digit)}) after {CARVE_CONFIG.steps} small gradient "
-        f"steps that raise one conv_3 map each: the two maps most typical of {d}, then the two "
+        f"steps that raise one {L} map each: the two maps most typical of {d}, then the two "
         f"most typical of {c}. Right: what changed (red: ink added, blue: removed).",
         before=carved["before"], after=carved["after"], maps=carved["maps"],
         activation_before=carved["activation_before"],
         activation_after=carved["activation_after"], predicted_after=carved["predicted_after"]))
-    text = (f"OIPs (gradient-ascent input patterns) of the conv_3 maps that separate {d} from {c} "
+    text = (f"OIPs (gradient-ascent input patterns) of the {L} maps that separate {d} from {c} "
             f"best: {q['above_data_max']} of {q['active_on_data']} maps active on the test images "
             f"reach more than on any test image; {q['dead_on_data']} are dead on them. "
             f"The class image of {d} reaches logit {ci['logit'][0]:.1f} (p = "

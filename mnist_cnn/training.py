@@ -1,6 +1,7 @@
-"""Train the series' CNN: SGD with momentum, a warm-up + cosine learning-rate schedule, L2.
+"""Train the series' CNN (or your own model): SGD with momentum, a warm-up + cosine
+learning-rate schedule, L2.
 
-`train(config)` writes, each atomically, into `config.out_dir`: mnist_cnn.keras, metrics.json,
+`train(config, model=None)` writes, each atomically, into `config.out_dir`: mnist_cnn.keras, metrics.json,
 history.json, confusion_matrix.png, learning_curves.png, and TensorBoard logs under logs/.
 An interrupted run resumes from its last finished epoch (Keras' BackupAndRestore), as long as
 the configuration is the same.
@@ -55,11 +56,20 @@ def lr_schedule(config: TrainConfig):
     return rate
 
 
-def compiled_model(config: TrainConfig) -> keras.Model:
+def compiled_model(config: TrainConfig, model=None) -> keras.Model:
     """The untrained network under `config.precision` (resolved for this machine), compiled with
     the recipe's SGD and loss (cross-entropy; on one-hot targets when labels are smoothed, see
-    `targets`)."""
-    model = build_model(l2=config.l2, dtype_policy=resolve(config.precision), dataset=config.dataset)
+    `targets`). `model`: a network of the user's (any that `mnist_cnn.network.describe`
+    accepts, with the data set's classes) instead of the series' one; it keeps its own
+    regularisers (`config.l2` is the series' network's) and is copied under the precision."""
+    if model is None:
+        model = build_model(l2=config.l2, dtype_policy=resolve(config.precision), dataset=config.dataset)
+    else:
+        from mnist_cnn.model import with_policy
+        from mnist_cnn.network import describe
+
+        describe(model, "the model to train", num_classes=get_dataset(config.dataset).num_classes)
+        model = with_policy(model, resolve(config.precision))
     loss = (keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
             if config.label_smoothing else "sparse_categorical_crossentropy")
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum),
@@ -72,12 +82,15 @@ def targets(labels, config: TrainConfig) -> np.ndarray:
     smoothed (Keras smooths only one-hot targets)."""
     if not config.label_smoothing:
         return labels
-    return np.eye(10, dtype="float32")[labels]
+    return np.eye(get_dataset(config.dataset).num_classes, dtype="float32")[labels]
 
 
-def run_id(config: TrainConfig) -> str:
-    """Short digest of the settings that define a run (resume only into the same run)."""
+def run_id(config: TrainConfig, model=None) -> str:
+    """Short digest of the settings that define a run (resume only into the same run); a
+    user's model adds its architecture."""
     keys = {k: v for k, v in config.to_dict().items() if k not in ("out_dir", "data")}
+    if model is not None:
+        keys["model"] = hashlib.sha256(model.to_json().encode()).hexdigest()
     if keys["dataset"] == "mnist":  # MNIST runs keep the ids they had before these fields existed
         del keys["dataset"]
         if not keys["label_smoothing"]:
@@ -134,12 +147,14 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def train(config: TrainConfig, callbacks=(), verbose=1) -> dict:
+def train(config: TrainConfig, callbacks=(), verbose=1, model=None) -> dict:
     """Train, evaluate on the test set and write every artefact.
 
     Parameters
     ----------
     config : TrainConfig
+    model : keras.Model, optional
+        The user's own untrained network (see `compiled_model`); default the series' one.
     callbacks : sequence of keras.callbacks.Callback
         Extra callbacks (tests use one to interrupt a run).
     verbose : int
@@ -156,17 +171,17 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> dict:
         If another training is writing into `config.out_dir` (one writer per folder).
     """
     with exclusive_lock(config.out_dir):
-        return _train(config, callbacks, verbose)
+        return _train(config, callbacks, verbose, model)
 
 
-def _train(config: TrainConfig, callbacks, verbose) -> dict:
+def _train(config: TrainConfig, callbacks, verbose, user_model=None) -> dict:
     seed_everything(config.seed)
     out = Path(config.out_dir)
     (x_fit, y_fit), (x_val, y_val), (x_test, y_test) = split(config)
 
-    model = compiled_model(config)
+    model = compiled_model(config, user_model)
 
-    rid = run_id(config)
+    rid = run_id(config, user_model)
     work = out / "backup" / rid
     work.mkdir(parents=True, exist_ok=True)
     log_csv = work / "history.csv"
