@@ -31,10 +31,12 @@ ANALYZE_ARGS = $(DATASET_ARGS) $(if $(DIGIT),--digit "$(DIGIT)") $(if $(CLASS),-
                --model "$(MODEL)" $(call opt,DATA,--data)
 OIP_ARGS     = $(DATASET_ARGS) --layer "$(LAYER)" $(call opt,STEPS,--steps) $(call opt,SEED,--seed) \
                $(call opt,MAPS,--maps) $(call opt,OUT,--out) --model "$(MODEL)" $(call opt,DATA,--data)
+PREDICT_ARGS = $(DATASET_ARGS) $(call opt,CONTRAST,--contrast) $(call opt,THRESHOLD,--threshold) \
+               $(call opt,OUT,--out) --model "$(MODEL)" $(call opt,DATA,--data)
 EXPLORE_ARGS = $(DATASET_ARGS) $(call opt,OUT,--out) $(call opt,STEPS,--steps) \
                $(call opt,STARTS,--starts) $(call opt,SEED,--seed) --model "$(MODEL)" $(call opt,DATA,--data)
 
-.PHONY: help venv train evaluate analyze oip explore experiments experiment info bench test clean
+.PHONY: help venv train evaluate analyze oip explore predict experiments experiment info bench test clean
 .DEFAULT_GOAL := help
 
 help:
@@ -43,6 +45,7 @@ help:
 	@echo "  every command: DATASET=mnist|fashion (e.g. make analyze DATASET=fashion CLASS=shirt)"
 	@echo "make oip LAYER=conv_3 [STEPS= SEED= MAPS=0,5,17]"
 	@echo "make explore [MODEL= DATA= OUT= STEPS= STARTS= SEED=]  -> reports/[fashion/]explorer"
+	@echo "make predict IMAGE=digit.png [MODEL= CONTRAST= THRESHOLD=]  -> reports/predict/<name>/"
 	@echo "make experiments              make experiment NAME=single-image|lines|reference|two-runs"
 	@echo "make info    make bench    make test    make clean"
 
@@ -94,6 +97,14 @@ explore: $(STAMP)
 	@$(PY) -m mnist_cnn explore $(EXPLORE_ARGS) --check-only
 	@if [ "$(MODEL)" = "$(DATASET_MODEL)" ]; then $(MAKE) --no-print-directory $(DATASET_MODEL); fi
 	$(PY) -m mnist_cnn explore $(EXPLORE_ARGS)
+
+# Your own image(s): IMAGE="a.png b.jpg" for several. The images and arguments are checked
+# first (Pillow, no TensorFlow), so a bad file never starts a training of the default model.
+predict: $(STAMP)
+	@if [ -z "$(IMAGE)" ]; then echo "make predict: give IMAGE=path/to/digit.png (several: IMAGE=\"a.png b.png\")" >&2; exit 2; fi
+	@$(PY) -m mnist_cnn predict $(IMAGE) $(PREDICT_ARGS) --check-only
+	@if [ "$(MODEL)" = "$(DATASET_MODEL)" ]; then $(MAKE) --no-print-directory $(DATASET_MODEL); fi
+	$(PY) -m mnist_cnn predict $(IMAGE) $(PREDICT_ARGS)
 
 experiments: $(STAMP)
 	$(PY) -m mnist_cnn experiment all
