@@ -31,10 +31,12 @@ ANALYZE_ARGS = $(DATASET_ARGS) $(if $(DIGIT),--digit "$(DIGIT)") $(if $(CLASS),-
                --model "$(MODEL)" $(call opt,DATA,--data)
 OIP_ARGS     = $(DATASET_ARGS) --layer "$(LAYER)" $(call opt,STEPS,--steps) $(call opt,SEED,--seed) \
                $(call opt,MAPS,--maps) $(call opt,OUT,--out) --model "$(MODEL)" $(call opt,DATA,--data)
+PREDICT_ARGS = $(DATASET_ARGS) $(call opt,CONTRAST,--contrast) $(call opt,THRESHOLD,--threshold) \
+               $(call opt,OUT,--out) --model "$(MODEL)" $(call opt,DATA,--data)
 EXPLORE_ARGS = $(DATASET_ARGS) $(call opt,OUT,--out) $(call opt,STEPS,--steps) \
                $(call opt,STARTS,--starts) $(call opt,SEED,--seed) --model "$(MODEL)" $(call opt,DATA,--data)
 
-.PHONY: help venv train evaluate analyze oip explore experiments experiment info bench test clean
+.PHONY: help venv train evaluate analyze oip explore predict experiments experiment info bench test clean
 .DEFAULT_GOAL := help
 
 help:
@@ -45,6 +47,7 @@ help:
 	@echo "  analyze      DIGIT=4 (or CLASS=shirt) [CONTRAST= SAMPLES= CMAP= LAYERS= OUT=] -> reports/digit-4/index.html"
 	@echo "  oip          LAYER=conv_3 [STEPS= SEED= MAPS=0,5,17 OUT=] -> reports/oip/conv_3.png and .npz"
 	@echo "  explore      [STEPS= STARTS= SEED= OUT=] one page per unit -> reports/explorer/index.html"
+	@echo "  predict      IMAGE=digit.png [CONTRAST= THRESHOLD=] what the model says and why -> reports/predict/<name>/"
 	@echo "  experiments  all four filter experiments -> reports/experiments/<name>/"
 	@echo "  experiment   NAME=single-image|lines|reference|two-runs -> reports/experiments/NAME/"
 	@echo "  info         layers, shapes, parameters, receptive fields -> printed"
@@ -104,6 +107,14 @@ explore: $(STAMP)
 	@$(PY) -m mnist_cnn explore $(EXPLORE_ARGS) --check-only
 	@if [ "$(MODEL)" = "$(DATASET_MODEL)" ]; then $(MAKE) --no-print-directory $(DATASET_MODEL); fi
 	$(PY) -m mnist_cnn explore $(EXPLORE_ARGS)
+
+# Your own image(s): IMAGE="a.png b.jpg" for several. The images and arguments are checked
+# first (Pillow, no TensorFlow), so a bad file never starts a training of the default model.
+predict: $(STAMP)
+	@if [ -z "$(IMAGE)" ]; then echo "make predict: give IMAGE=path/to/digit.png (several: IMAGE=\"a.png b.png\")" >&2; exit 2; fi
+	@$(PY) -m mnist_cnn predict $(IMAGE) $(PREDICT_ARGS) --check-only
+	@if [ "$(MODEL)" = "$(DATASET_MODEL)" ]; then $(MAKE) --no-print-directory $(DATASET_MODEL); fi
+	$(PY) -m mnist_cnn predict $(IMAGE) $(PREDICT_ARGS)
 
 experiments: $(STAMP)
 	$(PY) -m mnist_cnn experiment all

@@ -21,7 +21,8 @@ import sys
 from mnist_cnn.errors import UserError
 
 # The commands in the order `--help` lists them: module names in mnist_cnn.app.
-COMMANDS = ("train", "evaluate", "analyze", "oip", "explore", "experiment", "info", "bench")
+COMMANDS = ("train", "evaluate", "analyze", "oip", "explore", "predict", "experiment", "info",
+            "bench")
 
 
 def build_parser():
