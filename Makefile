@@ -36,7 +36,7 @@ PREDICT_ARGS = $(DATASET_ARGS) $(call opt,CONTRAST,--contrast) $(call opt,THRESH
 EXPLORE_ARGS = $(DATASET_ARGS) $(call opt,OUT,--out) $(call opt,STEPS,--steps) \
                $(call opt,STARTS,--starts) $(call opt,SEED,--seed) --model "$(MODEL)" $(call opt,DATA,--data)
 
-.PHONY: help venv train evaluate analyze oip explore predict experiments experiment info bench test clean
+.PHONY: help venv train evaluate analyze oip explore predict notebook experiments experiment info bench test clean
 .DEFAULT_GOAL := help
 
 help:
@@ -48,6 +48,7 @@ help:
 	@echo "  oip          LAYER=conv_3 [STEPS= SEED= MAPS=0,5,17 OUT=] -> reports/oip/conv_3.png and .npz"
 	@echo "  explore      [STEPS= STARTS= SEED= OUT=] one page per unit -> reports/explorer/index.html"
 	@echo "  predict      IMAGE=digit.png [CONTRAST= THRESHOLD=] what the model says and why -> reports/predict/<name>/"
+	@echo "  notebook     open notebooks/tour.ipynb in Jupyter: the series in order, on your own network"
 	@echo "  experiments  all four filter experiments -> reports/experiments/<name>/"
 	@echo "  experiment   NAME=single-image|lines|reference|two-runs -> reports/experiments/NAME/"
 	@echo "  info         layers, shapes, parameters, receptive fields -> printed"
@@ -115,6 +116,16 @@ predict: $(STAMP)
 	@$(PY) -m mnist_cnn predict $(IMAGE) $(PREDICT_ARGS) --check-only
 	@if [ "$(MODEL)" = "$(DATASET_MODEL)" ]; then $(MAKE) --no-print-directory $(DATASET_MODEL); fi
 	$(PY) -m mnist_cnn predict $(IMAGE) $(PREDICT_ARGS)
+
+# The tour notebook (docs/notebook.md) in Jupyter: the one in .venv first (its kernel has the
+# project's packages), else one on PATH. Jupyter is not a requirement: without it, say how to add it.
+NOTEBOOK := notebooks/tour.ipynb
+notebook: $(STAMP)
+	@for j in $(VENV)/bin/jupyter-lab $(VENV)/bin/jupyter-notebook \
+	          "$$(command -v jupyter-lab)" "$$(command -v jupyter-notebook)"; do \
+	  if test -n "$$j" && test -x "$$j"; then echo "make notebook: $$j $(NOTEBOOK)"; exec "$$j" $(NOTEBOOK); fi; \
+	done; \
+	echo "make notebook: Jupyter is not installed; install it with \`$(VENV)/bin/pip install jupyterlab\`, then run \`make notebook\` again"
 
 experiments: $(STAMP)
 	$(PY) -m mnist_cnn experiment all
