@@ -69,6 +69,16 @@ def test_the_budget_switch_is_one_visible_cell():
     assert 'os.environ.get("MNIST_CNN_TOUR") == "quick"' in cells[0]
 
 
+def test_cells_use_public_names_only():
+    """The tour shows the API a user has: no private names, no command-line plumbing."""
+    import re
+
+    for number, source in code_cells(read_notebook()):
+        assert not re.search(r"(import\s+|,\s*|\.)_[A-Za-z]", source), f"cell {number}: a private name"
+        assert "argparse" not in source and "mnist_cnn.app" not in source and \
+            "mnist_cnn.cli" not in source, f"cell {number}: the command line"
+
+
 def test_run_fails_naming_the_cell():
     with pytest.raises(pytest.fail.Exception, match=r"cell 3 \('x = 1 / 0'\) failed: ZeroDivision"):
         run_cells([(1, "a = 1"), (3, "x = 1 / 0\ny = 2")], {})
