@@ -260,6 +260,7 @@ def check_analyze(args):
     if args.digit is not None and given is not None and parse_class(args.dataset, args.digit) != label:
         raise UserError(f"--digit {args.digit} and --class {given} disagree; give one of them")
     args.digit = label
+    args.out = args.out or analyze_out_dir(args.dataset, label)
     if args.contrast is not None:
         args.contrast = parse_class(args.dataset, args.contrast, "--contrast")
     noun = get_dataset(args.dataset).class_noun
@@ -376,7 +377,13 @@ def add_bench(sub):
     p = sub.add_parser("bench", help="speed and accuracy benchmark -> bench/results.json")
     p.add_argument("--seeds", type=positive_int, default=3, help="training seeds (default 3)")
     p.add_argument("--only", default="", help="comma-separated sections to run (default all)")
-    p.set_defaults(run=run_bench, check=None)
+    p.set_defaults(run=run_bench, check=check_bench)
+
+
+def check_bench(args):
+    from mnist_cnn.bench import RESULTS
+
+    args.out = str(RESULTS.parent)  # tried for writing by main, like every command's --out
 
 
 def run_bench(args):
@@ -423,19 +430,33 @@ def build_parser() -> Parser:
 
 
 def main(argv=None) -> int:
-    """Parse, check, then run a command; UserError becomes one line and exit status 2."""
+    """Parse, check, then run a command; UserError becomes one line and exit status 2.
+
+    Every command's output folder (`--out` or `--out-dir`, after its check has filled in the
+    default) is tried for writing before the work starts (`fileio.check_writable`); a write that
+    fails later is one line too (`fileio.WriteError`, or an OSError `fileio.write_error` knows).
+    """
+    from mnist_cnn.fileio import check_writable, write_error
+
     parser = build_parser()
     args = parser.parse_args(argv)
     prog = f"mnist_cnn {args.command}"
     try:
         if args.check:
             args.check(args)
+        for folder in {getattr(args, "out_dir", None), getattr(args, "out", None)} - {None, ""}:
+            check_writable(folder)
         if getattr(args, "check_only", False):
             return 0
         quiet_tensorflow_import()
         return args.run(args) or 0
     except UserError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a write outside fileio's helpers (TensorBoard logs, a lock file)
+        if (error := write_error(e)) is None:
+            raise
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; `make train` resumes from the last finished epoch"
