@@ -24,7 +24,7 @@ from pathlib import Path
 import keras
 
 from mnist_cnn.errors import UserError
-from mnist_cnn.fileio import atomic_dir, write_bytes
+from mnist_cnn.fileio import atomic_dir, release_quietly, write_bytes
 
 
 class TrainingDiverged(UserError):
@@ -101,6 +101,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     run_dir : Path
         The run's work folder (`models/backup/<run id>`); its other files (history.csv) are
         set aside with it when no state can be read.
+
+    The last state is kept when fit ends: the caller removes the run folder once the model and
+    its artefacts are written, so a full disk or a kill at that point costs no training (the
+    next run restores the last epoch and only writes them).
     """
 
     WEIGHTS, METADATA = "latest.weights.h5", "training_metadata.json"  # Keras' names
@@ -108,7 +112,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def __init__(self, run_dir):
         self.run_dir = Path(run_dir)
         self.state = self.run_dir / "state"
-        super().__init__(str(self.state))
+        super().__init__(str(self.state), delete_checkpoint=False)
 
     def states(self) -> list:
         """Complete states, newest first (a folder from before this class: last)."""
@@ -124,7 +128,11 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def _save_model(self):
         final = self.state / f"epoch-{self._current_epoch:04d}"
         with atomic_dir(final) as tmp:
-            self.model.save_weights(str(tmp / self.WEIGHTS))
+            try:
+                self.model.save_weights(str(tmp / self.WEIGHTS))
+            except OSError as err:  # a full disk: atomic_dir says so in one line
+                release_quietly(err)
+                raise
             write_bytes(tmp / self.METADATA, json.dumps(
                 {"epoch": self._current_epoch, "batch": self._last_batch_seen}).encode())
         for older in self.states():  # only now, with the new state complete

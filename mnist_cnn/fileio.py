@@ -71,7 +71,8 @@ def write_error(err: OSError, path=None):
         in_the_way = _file_in_the_way(name) or _file_in_the_way(name.parent)
         what = f"{in_the_way} is a file, not a folder" if in_the_way else err.strerror
         return WriteError(name, what, "remove it or write elsewhere")
-    return WriteError(name, err.strerror or os.strerror(err.errno), WRITE_FAULTS[err.errno])
+    # os.strerror, not err.strerror: h5py puts a whole report of the failed write in the latter
+    return WriteError(name, os.strerror(err.errno), WRITE_FAULTS[err.errno])
 
 
 def _raise_write_error(err: OSError, path, in_block=False):
@@ -82,6 +83,26 @@ def _raise_write_error(err: OSError, path, in_block=False):
     if error is None:
         raise err
     raise error from None
+
+
+def release_quietly(err: BaseException) -> None:
+    """Drop the frames of a failed write now, with Python's "Exception ignored" reports muted.
+
+    A writer left open in them (h5py's file, when a checkpoint hits a full disk) flushes when it
+    is freed, fails again and would print a traceback after the one-line message. Call it where
+    the error is first caught, before a `with` block's exit holds the frames too; then re-raise.
+    """
+    import gc
+    import io
+    import sys
+
+    hook, sys.unraisablehook = sys.unraisablehook, lambda unraisable: None
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # Cython prints the traceback itself
+            err.__traceback__ = None
+            gc.collect()
+    finally:
+        sys.unraisablehook = hook
 
 
 def check_writable(folder, need_bytes=0):
