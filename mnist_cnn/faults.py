@@ -5,11 +5,11 @@ checkpoint. `mnist_cnn.train` uses these; docs/troubleshooting.md says what the 
   (`explosion_limit`); `train` then discards the run and raises `TrainingDiverged`, so no model
   file is ever replaced by a diverged run.
 * `AtomicBackupAndRestore` is Keras' BackupAndRestore with its state written atomically: each
-  epoch's weights and metadata go into a temporary folder that is renamed to
-  `state/epoch-NNNN` when complete, and only then is the previous one removed. A kill at any
-  moment leaves the old state or the new one. A state that cannot be read anyway (a damaged
-  disk, a hand-edited file) is moved aside to `<run id>.damaged/`, said in one line, and the run
-  resumes from the last good state or from scratch.
+  epoch's state goes to a temporary file that is renamed to `state/epoch-NNNN.npz` when
+  complete, and only then is the previous one removed. A kill at any moment leaves the old
+  state or the new one. A state that cannot be read anyway (a damaged disk, a hand-edited file,
+  Keras' own non-atomic layout from an older version) is moved aside to `<run id>.damaged/`,
+  said in one line, and the run resumes from the last good state or from scratch.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ import json
 import math
 import shutil
 import sys
+import zipfile
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from mnist_cnn.errors import UserError
-from mnist_cnn.fileio import atomic_dir, release_quietly, write_bytes
+from mnist_cnn.fileio import save_npz
 
 
 class TrainingDiverged(UserError):
@@ -96,18 +98,25 @@ def set_aside(paths, run_dir: Path) -> Path:
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """BackupAndRestore (per epoch) with atomic, verified states under `<run_dir>/state/`.
 
+    Each state is one file, `state/epoch-NNNN.npz`: the values of the model's weights and the
+    optimizer's variables (momenta, step count) in their fixed order, and the epoch. It is
+    written beside its final name and renamed into place (`fileio.save_npz`); only then is the
+    previous one removed. NumPy writes it through Python's file objects, so a full disk is an
+    ordinary OSError (one line); h5py, which Keras' own callback writes with, fails on a full
+    disk in a way that prints from its destructors and can crash the interpreter later.
+
+    The last state is kept when fit ends: the caller removes the run folder once the model and
+    its artefacts are written, so a full disk or a kill at that point costs no training (the
+    next run restores the last epoch and only writes them).
+
     Parameters
     ----------
     run_dir : Path
         The run's work folder (`models/backup/<run id>`); its other files (history.csv) are
         set aside with it when no state can be read.
-
-    The last state is kept when fit ends: the caller removes the run folder once the model and
-    its artefacts are written, so a full disk or a kill at that point costs no training (the
-    next run restores the last epoch and only writes them).
     """
 
-    WEIGHTS, METADATA = "latest.weights.h5", "training_metadata.json"  # Keras' names
+    WEIGHTS, METADATA = "latest.weights.h5", "training_metadata.json"  # Keras' own layout
 
     def __init__(self, run_dir):
         self.run_dir = Path(run_dir)
@@ -115,62 +124,70 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         super().__init__(str(self.state), delete_checkpoint=False)
 
     def states(self) -> list:
-        """Complete states, newest first (a folder from before this class: last)."""
-        found = []
-        for p in self.state.glob("epoch-*"):
-            if p.is_dir() and p.name[6:].isdigit():
-                found.append((int(p.name[6:]), p))
-        found = [p for _, p in sorted(found, reverse=True)]
-        if (self.state / self.WEIGHTS).is_file():  # Keras' own layout, from an older version
+        """Saved states, newest first (Keras' own layout, from an older version: last)."""
+        found = sorted(((int(p.stem[6:]), p) for p in self.state.glob("epoch-*.npz")
+                        if p.stem[6:].isdigit()), reverse=True)
+        found = [p for _, p in found]
+        if (self.state / self.WEIGHTS).is_file():
             found.append(self.state)
         return found
 
-    def _save_model(self):
-        final = self.state / f"epoch-{self._current_epoch:04d}"
-        with atomic_dir(final) as tmp:
-            try:
-                self.model.save_weights(str(tmp / self.WEIGHTS))
-            except OSError as err:  # a full disk: atomic_dir says so in one line
-                release_quietly(err)
-                raise
-            write_bytes(tmp / self.METADATA, json.dumps(
-                {"epoch": self._current_epoch, "batch": self._last_batch_seen}).encode())
-        for older in self.states():  # only now, with the new state complete
-            if older != final:
-                if older == self.state:
-                    for name in (self.WEIGHTS, self.METADATA):
-                        (self.state / name).unlink(missing_ok=True)
-                else:
-                    shutil.rmtree(older, ignore_errors=True)
+    def _variables(self) -> list:
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        return list(self.model.weights) + list(optimizer.variables if optimizer else [])
 
-    def _load_from(self, folder: Path) -> int:
-        weights, metadata = folder / self.WEIGHTS, folder / self.METADATA
-        if not (weights.is_file() and metadata.is_file()):
-            raise FileNotFoundError(f"incomplete: {folder} lacks {self.WEIGHTS} or {self.METADATA}")
-        self.model.load_weights(str(weights))
-        epoch = json.loads(metadata.read_text())["epoch"]
+    def _save_model(self):
+        final = self.state / f"epoch-{self._current_epoch:04d}.npz"
+        values = {f"v{i}": np.asarray(v.numpy()) for i, v in enumerate(self._variables())}
+        save_npz(final, epoch=np.int64(self._current_epoch), **values)
+        for older in self.states():  # only now, with the new state complete
+            if older == self.state:
+                for name in (self.WEIGHTS, self.METADATA):
+                    (self.state / name).unlink(missing_ok=True)
+            elif older != final:
+                older.unlink(missing_ok=True)
+
+    def _load_from(self, path: Path, variables: list) -> int:
+        """Restore one state into `variables`; return its epoch. Raises if it is unusable."""
+        if path == self.state:  # Keras' layout: its own loader
+            if not (path / self.METADATA).is_file():
+                raise FileNotFoundError(f"{path / self.METADATA} is missing")
+            self.model.load_weights(str(path / self.WEIGHTS))
+            epoch = json.loads((path / self.METADATA).read_text())["epoch"]
+        else:
+            if not zipfile.is_zipfile(path):  # else NumPy takes it for a pickle, and says so
+                raise ValueError("not an .npz archive")
+            with np.load(path) as saved:  # no pickles (allow_pickle is off)
+                if len(saved.files) != len(variables) + 1:
+                    raise ValueError(f"{len(saved.files) - 1} arrays for {len(variables)} variables")
+                values = [saved[f"v{i}"] for i in range(len(variables))]
+                epoch = int(saved["epoch"])
+            for v, value in zip(variables, values):
+                if tuple(v.shape) != value.shape:
+                    raise ValueError(f"{v.path}: shape {value.shape}, expected {tuple(v.shape)}")
+            for v, value in zip(variables, values):  # all checked first: no half-restored state
+                v.assign(value)
         if not isinstance(epoch, int) or not 0 <= epoch <= self.params.get("epochs", epoch):
-            raise ValueError(f"epoch {epoch!r} in {metadata}")
+            raise ValueError(f"epoch {epoch!r} in {path}")
         return epoch
 
     def on_train_begin(self, logs=None):
         for leftover in self.state.glob(".epoch-*"):  # a write killed before its rename
-            shutil.rmtree(leftover, ignore_errors=True)
+            leftover.unlink(missing_ok=True)
         candidates = self.states()
         if not candidates:
             return
-        optimizer = self.model.optimizer
-        if optimizer is not None and not optimizer.built:
-            optimizer.build(self.model.trainable_variables)
-        variables = list(self.model.weights) + list(optimizer.variables if optimizer else [])
-        initial = [v.numpy() for v in variables]  # a half-read state must not stay behind
+        variables = self._variables()
+        initial = [v.numpy() for v in variables]  # Keras' loader may stop halfway
         damaged = []
-        for folder in candidates:
+        for path in candidates:
             try:
-                self.model._initial_epoch = self._load_from(folder)
+                self.model._initial_epoch = self._load_from(path, variables)
                 break
-            except Exception as err:  # h5py, JSON, Keras: each raises its own type for a bad file
-                damaged.append((folder, err))
+            except Exception as err:  # NumPy, zipfile, h5py, JSON: each raises its own type
+                damaged.append((path, err))
                 for v, value in zip(variables, initial):
                     v.assign(value)
                 self.model._initial_epoch = None
@@ -181,7 +198,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             where = set_aside([self.run_dir], self.run_dir)
             then = f"moved {self.run_dir} aside to {where}/, training from scratch"
         else:
-            where = set_aside([f for f, _ in damaged], self.run_dir)
+            where = set_aside([p for p, _ in damaged], self.run_dir)
             then = (f"moved it to {where}/, resuming after epoch {self.model._initial_epoch} "
                     "(the last good state)")
         notice(f"the resume checkpoint {first} cannot be read ({_reason(err)}); {then}")

@@ -85,26 +85,6 @@ def _raise_write_error(err: OSError, path, in_block=False):
     raise error from None
 
 
-def release_quietly(err: BaseException) -> None:
-    """Drop the frames of a failed write now, with Python's "Exception ignored" reports muted.
-
-    A writer left open in them (h5py's file, when a checkpoint hits a full disk) flushes when it
-    is freed, fails again and would print a traceback after the one-line message. Call it where
-    the error is first caught, before a `with` block's exit holds the frames too; then re-raise.
-    """
-    import gc
-    import io
-    import sys
-
-    hook, sys.unraisablehook = sys.unraisablehook, lambda unraisable: None
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):  # Cython prints the traceback itself
-            err.__traceback__ = None
-            gc.collect()
-    finally:
-        sys.unraisablehook = hook
-
-
 def check_writable(folder, need_bytes=0):
     """Fail fast: raise WriteError unless files can be created in `folder` (or, if it does not
     exist yet, in its nearest existing parent, where it will be created) with `need_bytes` free.

@@ -271,15 +271,17 @@ class _Epochs:
         return Epochs()
 
 
-def _tiny_fit(run_dir, epochs, callbacks=()):
-    """A 2-layer Dense model fit with the atomic checkpoint (fast: no MNIST)."""
+def _tiny_fit(run_dir, epochs, callbacks=(), width=0):
+    """A small Dense model fit with the atomic checkpoint (fast: no MNIST); `width` > 0 adds a
+    hidden layer of that many units (a larger state)."""
     import keras
     import numpy as np
 
     from mnist_cnn.faults import AtomicBackupAndRestore
 
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    hidden = [keras.layers.Dense(width)] if width else []
+    model = keras.Sequential([keras.Input((4,)), *hidden, keras.layers.Dense(3, activation="softmax")])
     model.compile(keras.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy",
                   run_eagerly=True)  # no tracing: 4 steps of a 15-weight model
     x, y = np.random.default_rng(0).normal(size=(32, 4)), np.arange(32) % 3
@@ -299,38 +301,42 @@ class _StopAfter:
         return Stop()
 
 
-def test_checkpoint_is_one_complete_folder_per_epoch(tmp_path):
+def _epoch_of(path):
+    import numpy as np
+
+    with np.load(path) as saved:
+        return int(saved["epoch"])
+
+
+def test_checkpoint_is_one_complete_file_per_epoch(tmp_path):
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         _tiny_fit(run, 3, [_StopAfter(1)])
-    assert sorted(p.name for p in (run / "state").iterdir()) == ["epoch-0002"]  # the older removed
-    assert json.loads((run / "state" / "epoch-0002" / "training_metadata.json").read_text())["epoch"] == 2
-    # A kill while the next state was written leaves its temporary folder: ignored and removed.
-    (run / "state" / ".epoch-0003.x1y2").mkdir()
-    (run / "state" / ".epoch-0003.x1y2" / "latest.weights.h5").write_bytes(b"half")
+    assert sorted(p.name for p in (run / "state").iterdir()) == ["epoch-0002.npz"]  # older: gone
+    assert _epoch_of(run / "state" / "epoch-0002.npz") == 2
+    # A kill while the next state was written leaves its temporary file: ignored and removed.
+    (run / "state" / ".epoch-0003.npz.x1y2.npz").write_bytes(b"half a state")
     epochs = _Epochs()
     _tiny_fit(run, 3, [epochs])
     assert epochs.seen == [2]  # from epoch-0002, not from the half-written one
     # Kept until the caller has written the model (train removes the run folder then).
-    assert sorted(p.name for p in (run / "state").iterdir()) == ["epoch-0003"]
+    assert sorted(p.name for p in (run / "state").iterdir()) == ["epoch-0003.npz"]
 
 
 def test_a_damaged_newest_state_resumes_from_the_last_good_one(tmp_path, capsys):
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         _tiny_fit(run, 3, [_StopAfter(0)])
-    good = run / "state" / "epoch-0001"
-    newer = run / "state" / "epoch-0002"
-    shutil.copytree(good, newer)
-    (newer / "training_metadata.json").write_text('{"epoch": 2}')
-    (newer / "latest.weights.h5").write_bytes(b"garbage, as a damaged disk leaves it")
+    newer = run / "state" / "epoch-0002.npz"
+    newer.write_bytes(b"garbage, as a damaged disk leaves it")
     epochs = _Epochs()
     _tiny_fit(run, 3, [epochs])
     err = capsys.readouterr().err.strip().splitlines()
-    one_line(err, f"the resume checkpoint {newer} cannot be read", f"{run}.damaged/",
+    one_line(err, f"the resume checkpoint {newer} cannot be read (ValueError: not an .npz archive)",
+             f"moved it to {run}.damaged/",
              "resuming after epoch 1 (the last good state)")
     assert epochs.seen == [1, 2]
-    assert (Path(f"{run}.damaged") / "epoch-0002" / "latest.weights.h5").read_bytes().startswith(b"garbage")
+    assert (Path(f"{run}.damaged") / "epoch-0002.npz").read_bytes().startswith(b"garbage")
 
 
 def test_a_damaged_checkpoint_is_set_aside_and_training_starts_again(
@@ -346,16 +352,49 @@ def test_a_damaged_checkpoint_is_set_aside_and_training_starts_again(
     argv = ["train", *TINY, "--out-dir", str(out)]
     args = build_parser().parse_args(argv)
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-    state = out / "backup" / run_id(config) / "state" / "epoch-0001"
-    state.mkdir(parents=True)
-    (state / "latest.weights.h5").write_bytes(b"\x00garbage" * 100)
-    (state / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+    run = out / "backup" / run_id(config)
+    (run / "state").mkdir(parents=True)  # Keras' own layout, which the landed code wrote
+    (run / "state" / "latest.weights.h5").write_bytes(b"\x00garbage" * 100)
+    (run / "state" / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
     rc, err = run_main(argv)
     assert rc == 0
-    one_line(err, f"the resume checkpoint {state} cannot be read (", "file signature not found",
-             f"moved {state.parent.parent} aside to {state.parent.parent}.damaged/, "
-             "training from scratch")
+    one_line(err, f"the resume checkpoint {run / 'state'} cannot be read (",
+             "file signature not found", f"moved {run} aside to {run}.damaged/, training from scratch")
     assert (out / "mnist_cnn.keras").is_file()
-    damaged = Path(f"{state.parent.parent}.damaged") / "state" / "epoch-0001" / "latest.weights.h5"
-    assert damaged.read_bytes() == b"\x00garbage" * 100
-    assert not (out / "backup" / run_id(config)).exists()  # finished: the next run starts fresh
+    assert (Path(f"{run}.damaged") / "state" / "latest.weights.h5").read_bytes() == b"\x00garbage" * 100
+    assert not run.exists()  # finished: the next run starts fresh
+
+
+def test_a_full_disk_at_a_checkpoint_keeps_the_previous_state(small_fs, tmp_path, monkeypatch,
+                                                              capfd):
+    """The disk fills up while epoch 2's state is written: one WriteError, nothing else on
+    stderr, no temporary file, epoch 1's state intact."""
+    import keras
+
+    root = small_fs("400k")  # one state of the 4-4096-3 model (~260 kB) fits, two do not
+    width = 4096
+    if root is None:  # the second state's write fails halfway, as on a full disk
+        import numpy as np
+
+        root, width = tmp_path, 0
+        real, calls = np.savez_compressed, []
+
+        def savez(file, *args, **kwargs):
+            calls.append(file)
+            if len(calls) == 2:
+                Path(file).write_bytes(b"half a state")
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real(file, *args, **kwargs)
+        monkeypatch.setattr(np, "savez_compressed", savez)
+    run = root / "run"
+    capfd.readouterr()
+    with pytest.raises(WriteError) as caught:
+        _tiny_fit(run, 3, width=width)
+    assert str(caught.value) == (f"cannot write {run}/state/epoch-0002.npz: No space left on "
+                                 "device; free some space or write elsewhere")
+    import gc
+
+    gc.collect()  # whatever the failed write left open is freed by now
+    assert capfd.readouterr().err == ""
+    assert sorted(p.name for p in (run / "state").iterdir()) == ["epoch-0001.npz"]
+    assert _epoch_of(run / "state" / "epoch-0001.npz") == 1
