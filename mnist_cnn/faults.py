@@ -204,6 +204,28 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         notice(f"the resume checkpoint {first} cannot be read ({_reason(err)}); {then}")
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Within the block, SIGTERM (`kill`, a batch system's time limit) interrupts like Ctrl-C:
+    temporary files are removed on the way out and the command says how to resume, instead of
+    the process vanishing mid-write. Only the main thread can take signals; elsewhere no-op."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _snapshot(folder: Path) -> set:
     return {folder, *folder.rglob("*")} if folder.exists() else set()
 

@@ -27,7 +27,8 @@ from mnist_cnn.data import load_dataset, to_input
 from mnist_cnn.datasets import get_dataset
 from mnist_cnn.evaluate import evaluate, plot_confusion, plot_learning_curves
 from mnist_cnn.faults import (AtomicBackupAndRestore, Diverged, DivergenceGuard,
-                              discard_if_diverged, explosion_limit, notice, set_aside)
+                              discard_if_diverged, explosion_limit, notice, set_aside,
+                              sigterm_as_interrupt)
 from mnist_cnn.fileio import atomic_group, check_writable, exclusive_lock, save_figure, write_json
 from mnist_cnn.model import build_model
 from mnist_cnn.pipeline import batches, training_dataset
@@ -170,7 +171,7 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> dict:
     UserError
         If another training is writing into `config.out_dir` (one writer per folder).
     """
-    with exclusive_lock(config.out_dir):
+    with exclusive_lock(config.out_dir), sigterm_as_interrupt():
         return _train(config, callbacks, verbose)
 
 
