@@ -398,3 +398,19 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_previous_state(small_fs, tmp_path
     assert capfd.readouterr().err == ""
     assert sorted(p.name for p in (run / "state").iterdir()) == ["epoch-0001.npz"]
     assert _epoch_of(run / "state" / "epoch-0001.npz") == 1
+
+
+def test_sigterm_interrupts_a_training_like_ctrl_c():
+    """`kill` (SIGTERM) becomes KeyboardInterrupt inside training, so temporary files are
+    removed on the way out and the command prints its resume hint (exit 130); the previous
+    handler is back afterwards."""
+    import signal
+
+    from mnist_cnn.faults import sigterm_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        with sigterm_as_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs before the next line
+            raise AssertionError("SIGTERM did not interrupt")
+    assert signal.getsignal(signal.SIGTERM) is before
