@@ -161,7 +161,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                 raise ValueError("not an .npz archive")
             with np.load(path) as saved:  # no pickles (allow_pickle is off)
                 if len(saved.files) != len(variables) + 1:
-                    raise ValueError(f"{len(saved.files) - 1} arrays for {len(variables)} variables")
+                    raise ValueError(f"{len(saved.files) - 1} arrays for "
+                                     f"{len(variables)} variables")
                 values = [saved[f"v{i}"] for i in range(len(variables))]
                 epoch = int(saved["epoch"])
             for v, value in zip(variables, values):

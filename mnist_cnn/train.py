@@ -170,6 +170,11 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> dict:
     ------
     UserError
         If another training is writing into `config.out_dir` (one writer per folder).
+    mnist_cnn.faults.TrainingDiverged
+        If the loss became NaN/inf or exploded; nothing was written, the run's state is gone.
+    mnist_cnn.fileio.WriteError
+        If `config.out_dir` cannot take the files (no space, read-only, ...); the files from
+        before are untouched and the last epoch's state is kept for the next run.
     """
     with exclusive_lock(config.out_dir), sigterm_as_interrupt():
         return _train(config, callbacks, verbose)

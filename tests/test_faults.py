@@ -281,7 +281,8 @@ def _tiny_fit(run_dir, epochs, callbacks=(), width=0):
 
     keras.utils.set_random_seed(0)
     hidden = [keras.layers.Dense(width)] if width else []
-    model = keras.Sequential([keras.Input((4,)), *hidden, keras.layers.Dense(3, activation="softmax")])
+    model = keras.Sequential([keras.Input((4,)), *hidden,
+                              keras.layers.Dense(3, activation="softmax")])
     model.compile(keras.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy",
                   run_eagerly=True)  # no tracing: 4 steps of a 15-weight model
     x, y = np.random.default_rng(0).normal(size=(32, 4)), np.arange(32) % 3
@@ -359,9 +360,11 @@ def test_a_damaged_checkpoint_is_set_aside_and_training_starts_again(
     rc, err = run_main(argv)
     assert rc == 0
     one_line(err, f"the resume checkpoint {run / 'state'} cannot be read (",
-             "file signature not found", f"moved {run} aside to {run}.damaged/, training from scratch")
+             "file signature not found",
+             f"moved {run} aside to {run}.damaged/, training from scratch")
     assert (out / "mnist_cnn.keras").is_file()
-    assert (Path(f"{run}.damaged") / "state" / "latest.weights.h5").read_bytes() == b"\x00garbage" * 100
+    damaged = Path(f"{run}.damaged") / "state" / "latest.weights.h5"
+    assert damaged.read_bytes() == b"\x00garbage" * 100
     assert not run.exists()  # finished: the next run starts fresh
 
 
