@@ -37,12 +37,21 @@ WRITE_FAULTS = {errno.ENOSPC: _SPACE, errno.EDQUOT: _SPACE, errno.EFBIG: _SPACE,
 _FINAL = {}
 
 
-class WriteError(UserError):
-    """A file or folder could not be written: one line naming the path and the reason."""
+class WriteError(UserError, OSError):
+    """A file or folder could not be written: one line naming the path and the reason.
 
-    def __init__(self, path, reason, hint=_ELSEWHERE):
+    Also an OSError, so code that already copes with a failed write (a cache that is only
+    nice to have) still catches it.
+    """
+
+    def __init__(self, path, reason, hint=_ELSEWHERE, errno=None):
         self.path, self.reason = str(path), reason
-        super().__init__(f"cannot write {path}: {reason}; {hint}")
+        self.message = f"cannot write {path}: {reason}; {hint}"
+        OSError.__init__(self, errno, reason, str(path)) if errno else OSError.__init__(self)
+        self.args = (self.message,)
+
+    def __str__(self):
+        return self.message
 
 
 def _final_name(name) -> str:
@@ -69,15 +78,17 @@ def write_error(err: OSError, path=None):
     name = Path(_final_name(path if path is not None else err.filename or "?"))
     if err.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
         in_the_way = _file_in_the_way(name) or _file_in_the_way(name.parent)
-        what = f"{in_the_way} is a file, not a folder" if in_the_way else err.strerror
-        return WriteError(name, what, "remove it or write elsewhere")
+        what = f"{in_the_way} is a file, not a folder" if in_the_way else os.strerror(err.errno)
+        return WriteError(name, what, "remove it or write elsewhere", err.errno)
     # os.strerror, not err.strerror: h5py puts a whole report of the failed write in the latter
-    return WriteError(name, os.strerror(err.errno), WRITE_FAULTS[err.errno])
+    return WriteError(name, os.strerror(err.errno), WRITE_FAULTS[err.errno], err.errno)
 
 
 def _raise_write_error(err: OSError, path, in_block=False):
     """Raise the WriteError for `err` (naming the file the error names when it has one and the
     error happened while the block wrote, else `path`), or `err` itself."""
+    if isinstance(err, WriteError):  # from an inner atomic write: it named the file already
+        raise err
     named = err.filename if in_block and err.filename else path
     error = write_error(err, named)
     if error is None:
