@@ -26,7 +26,8 @@ from mnist_cnn.errors import UserError
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
-# errno -> what the user can do about it. Other OSErrors are bugs or read faults: not translated.
+# errno -> what the user can do about it (the last three: a file where a folder should be).
+# Other OSErrors are bugs or read faults: not translated.
 _SPACE = "free some space or write elsewhere"
 _ELSEWHERE = "write elsewhere (--out / --out-dir)"
 WRITE_FAULTS = {errno.ENOSPC: _SPACE, errno.EDQUOT: _SPACE, errno.EFBIG: _SPACE,
@@ -44,10 +45,11 @@ class WriteError(UserError, OSError):
     nice to have) still catches it.
     """
 
-    def __init__(self, path, reason, hint=_ELSEWHERE, errno=None):
+    def __init__(self, path, reason, hint=_ELSEWHERE, code=None):
+        if code:
+            OSError.__init__(self, code, reason, str(path))  # errno, strerror, filename
         self.path, self.reason = str(path), reason
         self.message = f"cannot write {path}: {reason}; {hint}"
-        OSError.__init__(self, errno, reason, str(path)) if errno else OSError.__init__(self)
         self.args = (self.message,)
 
     def __str__(self):
@@ -80,7 +82,7 @@ def write_error(err: OSError, path=None):
         in_the_way = _file_in_the_way(name) or _file_in_the_way(name.parent)
         what = f"{in_the_way} is a file, not a folder" if in_the_way else os.strerror(err.errno)
         return WriteError(name, what, "remove it or write elsewhere", err.errno)
-    # os.strerror, not err.strerror: h5py puts a whole report of the failed write in the latter
+    # os.strerror, not err.strerror: h5py, for one, puts a whole report of the write in it
     return WriteError(name, os.strerror(err.errno), WRITE_FAULTS[err.errno], err.errno)
 
 

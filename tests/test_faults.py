@@ -132,6 +132,26 @@ def test_diverging_run_stops_and_leaves_the_previous_model(tmp_path, untrained_m
     assert tree(out) == before  # model, metrics, figures, logs: byte-identical; no backup/
 
 
+def test_the_guard_stops_on_a_loss_that_is_not_finite_or_explodes():
+    import math
+
+    import keras
+
+    from mnist_cnn.faults import Diverged, DivergenceGuard, explosion_limit
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(10, activation="softmax")])
+    limit = explosion_limit(model)
+    assert limit == pytest.approx(100 * math.log(10))  # from the model's 10 classes
+    guard = DivergenceGuard(limit)
+    guard.set_params({"steps": 47})
+    guard.on_epoch_begin(2)
+    guard.on_train_batch_end(0, {"loss": 16.1})  # the worst a clipped cross-entropy gives
+    for loss in (float("nan"), float("inf"), 2 * limit):
+        with pytest.raises(Diverged) as caught:
+            guard.on_train_batch_end(5, {"loss": loss})
+        assert (caught.value.epoch, caught.value.step, caught.value.steps) == (2, 5, 47)
+
+
 # 2. A full disk
 
 
