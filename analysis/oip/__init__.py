@@ -42,7 +42,7 @@ def run_oip_command(args) -> int:
     from analysis.oip.plots import plot_oips
     from mnist_cnn.config import report_dir
     from mnist_cnn.data import load_dataset, to_input
-    from mnist_cnn.fileio import save_figure, save_npz
+    from mnist_cnn.fileio import atomic_group, save_figure, save_npz
     from mnist_cnn.model import load_trained
 
     dataset = getattr(args, "dataset", "mnist")
@@ -51,11 +51,12 @@ def run_oip_command(args) -> int:
     config = replace(OIPConfig(), steps=args.steps, precision=getattr(args, "precision", "auto"))
     result = compute_oips(model, args.layer, args.maps, config, args.seed, to_input(x_test))
     out = Path(args.out or report_dir(dataset, "oip"))
-    save_npz(out / f"{args.layer}.npz", images=result["images"], maps=result["maps"],
-             activation=result["activation"], data_max=result["data_max"], dead=result["dead"],
-             start_activation=result["start_activation"])
-    save_figure(plot_oips(result["images"], result["maps"], result["activation"], args.layer,
-                          result["data_max"]), out / f"{args.layer}.png")
+    with atomic_group() as stage:  # the arrays and their figure: both replaced, or neither
+        save_npz(stage(out / f"{args.layer}.npz"), images=result["images"], maps=result["maps"],
+                 activation=result["activation"], data_max=result["data_max"],
+                 dead=result["dead"], start_activation=result["start_activation"])
+        save_figure(plot_oips(result["images"], result["maps"], result["activation"], args.layer,
+                              result["data_max"]), stage(out / f"{args.layer}.png"))
     q = oip_quality(result)
     print(f"{args.layer}: {q['maps']} OIPs, {args.steps} steps in {result['seconds']:.1f} s "
           f"({result['precision']}); above the largest test-image activation for "
