@@ -257,6 +257,11 @@ def test_read_only_folder_is_one_line_before_any_work(command, tmp_path, small_f
     ro = read_only(folder, small_fs, monkeypatch)
     before = tree(ro)
     monkeypatch.chdir(ro)
+    import mnist_cnn.cli
+
+    def no_work(*args):
+        raise AssertionError("the command got as far as importing TensorFlow")
+    monkeypatch.setattr(mnist_cnn.cli, "quiet_tensorflow_import", no_work)
     argv = [a.format(ro=ro, model=untrained_mnist_model_path) for a in READ_ONLY_COMMANDS[command]]
     rc, err = run_main(argv)
     assert rc == 2
