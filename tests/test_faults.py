@@ -335,35 +335,31 @@ def _epoch_of(path):
         return int(saved["epoch"])
 
 
-def test_checkpoint_is_one_complete_file_per_epoch(tmp_path):
+def test_checkpoint_is_one_file_per_epoch_and_a_damaged_one_falls_back(tmp_path, capsys):
+    """After epoch 2 of 3 only epoch-0002.npz is left (written whole, then the older removed).
+    Add what faults leave: a temporary file of a killed write (ignored, removed) and a newer
+    state that is garbage (a damaged disk): the next run says so in one line, moves it to
+    <run>.damaged/ and resumes after epoch 2, the last good state."""
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         _tiny_fit(run, 3, [_StopAfter(1)])
-    assert sorted(p.name for p in (run / "state").iterdir()) == ["epoch-0002.npz"]  # older: gone
-    assert _epoch_of(run / "state" / "epoch-0002.npz") == 2
-    # A kill while the next state was written leaves its temporary file: ignored and removed.
-    (run / "state" / ".epoch-0003.npz.x1y2.npz").write_bytes(b"half a state")
-    epochs = _Epochs()
-    _tiny_fit(run, 3, [epochs])
-    assert epochs.seen == [2]  # from epoch-0002, not from the half-written one
-    # Kept until the caller has written the model (train removes the run folder then).
-    assert sorted(p.name for p in (run / "state").iterdir()) == ["epoch-0003.npz"]
-
-
-def test_a_damaged_newest_state_resumes_from_the_last_good_one(tmp_path, capsys):
-    run = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt):
-        _tiny_fit(run, 3, [_StopAfter(0)])
-    newer = run / "state" / "epoch-0002.npz"
-    newer.write_bytes(b"garbage, as a damaged disk leaves it")
+    state = run / "state"
+    assert sorted(p.name for p in state.iterdir()) == ["epoch-0002.npz"]
+    assert _epoch_of(state / "epoch-0002.npz") == 2
+    (state / ".epoch-0003.npz.x1y2.npz").write_bytes(b"half a state")
+    (state / "epoch-0003.npz").write_bytes(b"garbage, as a damaged disk leaves it")
+    capsys.readouterr()
     epochs = _Epochs()
     _tiny_fit(run, 3, [epochs])
     err = capsys.readouterr().err.strip().splitlines()
-    one_line(err, f"the resume checkpoint {newer} cannot be read (ValueError: not an .npz archive)",
-             f"moved it to {run}.damaged/",
-             "resuming after epoch 1 (the last good state)")
-    assert epochs.seen == [1, 2]
-    assert (Path(f"{run}.damaged") / "epoch-0002.npz").read_bytes().startswith(b"garbage")
+    one_line(err, f"the resume checkpoint {state}/epoch-0003.npz cannot be read (ValueError: not "
+             f"an .npz archive); moved it to {run}.damaged/, resuming after epoch 2 (the last "
+             "good state)")
+    assert epochs.seen == [2]
+    assert (Path(f"{run}.damaged") / "epoch-0003.npz").read_bytes().startswith(b"garbage")
+    # Kept until the caller has written the model (train removes the run folder then).
+    assert sorted(p.name for p in state.iterdir()) == ["epoch-0003.npz"]
+    assert _epoch_of(state / "epoch-0003.npz") == 3
 
 
 def test_a_damaged_checkpoint_is_set_aside_and_training_starts_again(
