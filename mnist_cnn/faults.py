@@ -244,7 +244,10 @@ def discard_if_diverged(config, run_dir: Path, logs: Path):
     except Diverged as d:
         shutil.rmtree(run_dir, ignore_errors=True)  # also a resumed run's state: start clean
         for p in sorted(_snapshot(logs) - logs_before, key=lambda p: len(p.parts), reverse=True):
-            shutil.rmtree(p, True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
         if not backup_existed and run_dir.parent.is_dir() and not any(run_dir.parent.iterdir()):
             run_dir.parent.rmdir()
         if d.step is None:
