@@ -40,14 +40,25 @@ EXPLORE_ARGS = $(DATASET_ARGS) $(call opt,OUT,--out) $(call opt,STEPS,--steps) \
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make train [EPOCHS= BATCH= LR= MOMENTUM= L2= LABEL_SMOOTHING= SEED= PRECISION= AUGMENT=0|1]"
-	@echo "make evaluate [MODEL=]        make analyze DIGIT=4 [CONTRAST= SAMPLES= CMAP= MODEL=]"
-	@echo "  every command: DATASET=mnist|fashion (e.g. make analyze DATASET=fashion CLASS=shirt)"
-	@echo "make oip LAYER=conv_3 [STEPS= SEED= MAPS=0,5,17]"
-	@echo "make explore [MODEL= DATA= OUT= STEPS= STARTS= SEED=]  -> reports/[fashion/]explorer"
-	@echo "make predict IMAGE=digit.png [MODEL= CONTRAST= THRESHOLD=]  -> reports/predict/<name>/"
-	@echo "make experiments              make experiment NAME=single-image|lines|reference|two-runs"
-	@echo "make info    make bench    make test    make clean"
+	@echo "make COMMAND [VARIABLE=value ...]; train, evaluate, analyze, oip, explore take DATASET=mnist|fashion DATA=file.npz, all but train MODEL=path.keras"
+	@echo "  train        train the CNN -> models/ (mnist_cnn.keras, metrics.json, figures; fashion: models/fashion/)"
+	@echo "               EPOCHS= BATCH= LR= MOMENTUM= L2= LABEL_SMOOTHING= SEED= PRECISION= AUGMENT=0|1 TRAIN_LIMIT="
+	@echo "  evaluate     test accuracy and confusion matrix of MODEL -> printed"
+	@echo "  analyze      DIGIT=4 (or CLASS=shirt) [CONTRAST= SAMPLES= CMAP= LAYERS= OUT=] -> reports/digit-4/index.html"
+	@echo "  oip          LAYER=conv_3 [STEPS= SEED= MAPS=0,5,17 OUT=] -> reports/oip/conv_3.png and .npz"
+	@echo "  explore      [STEPS= STARTS= SEED= OUT=] one page per unit -> reports/explorer/index.html"
+	@echo "  predict      IMAGE=digit.png (several: IMAGE=\"a.png b.jpg\") [CONTRAST= THRESHOLD= OUT=] -> reports/predict/<name>/index.html"
+	@echo "  experiments  all four filter experiments -> reports/experiments/<name>/"
+	@echo "  experiment   NAME=single-image|lines|reference|two-runs -> reports/experiments/NAME/"
+	@echo "  info         layers, shapes, parameters, receptive fields -> printed"
+	@echo "  bench        speed and accuracy vs the keras-io example [BENCH_SEEDS=3] -> bench/results.json"
+	@echo "  test         the test suite [TEST_WORKERS=2] -> printed"
+	@echo "  venv         build .venv from requirements.txt (every command does this first) -> .venv/"
+	@echo "  clean        remove reports/, bench/results.json, models/logs, models/backup"
+	@echo "  help         this list"
+	@echo "analyze, oip, explore and predict first train the default model when it is missing: models/mnist_cnn.keras (fashion: models/fashion/)."
+	@echo "Your own model: MODEL=my.keras on evaluate, analyze, oip, explore, predict, info (docs/own-model.md)."
+	@echo "Guides: README.md and docs/."
 
 # The stamp is written only after every requirement imports at its pinned version
 # (mnist_cnn/envcheck.py). pip records a package before all its files are in place, so a make
@@ -112,8 +123,10 @@ experiments: $(STAMP)
 experiment: $(STAMP)
 	$(PY) -m mnist_cnn experiment "$(NAME)"
 
+# MODEL=path.keras: that model's layers (any accepted model, docs/own-model.md); default the
+# series' network, untrained.
 info: $(STAMP)
-	$(PY) -m mnist_cnn info
+	$(PY) -m mnist_cnn info $(if $(filter command line environment,$(origin MODEL)),--model "$(MODEL)")
 
 bench: $(STAMP)
 	$(PY) -m mnist_cnn bench $(call opt,BENCH_SEEDS,--seeds)

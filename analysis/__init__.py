@@ -1,8 +1,35 @@
-"""Analyses of the trained CNN, built on `mnist_cnn` (which imports this package only lazily,
-from `mnist_cnn.cli` and `mnist_cnn.bench`).
+"""Analyses of a trained CNN (the series' network or any model `mnist_cnn.describe` accepts),
+built on `mnist_cnn` (which imports this package only from its command line, `mnist_cnn.app`,
+and `mnist_cnn.bench`).
 
 Shared modules: `feature_maps` (the maps of any layers for any images), `compare` (class
 statistics, map ranking, probe, ablation), `plots` (figures of maps). One package per command:
-`report` (`make analyze`), `oip` (`make oip`), `experiments` (`make experiment(s)`). Compute
-functions return arrays; plot functions take arrays and return figures.
+`report` (`make analyze`), `oip` (`make oip`), `explore` (`make explore`), `experiments`
+(`make experiment(s)`). Compute functions return arrays; plot functions take arrays and return
+figures; the `write_*` functions return what they wrote.
+
+The API for a notebook (docs/api.md), each imported on first use:
+
+* `extract(model, x, layers=None)` -> {layer: maps}          (feature_maps)
+* `compare_classes(model, x, y, a, b)` -> {layer: ranking...} (compare)
+* `compute_oips(model, layer, maps=None, ...)` -> arrays      (oip.compute)
+* `write_oips(model, layer, out, x_data=None, ...)` -> files  (oip)
+* `write_report(model, test_data, digit, out, ...)` -> summary; out/index.html (report)
+* `write_site(model, test_data, out, ...)` -> summary; out/index.html          (explore)
 """
+
+from __future__ import annotations
+
+import importlib
+
+_API = {"extract": "analysis.feature_maps", "compare_classes": "analysis.compare",
+        "compute_oips": "analysis.oip.compute", "write_oips": "analysis.oip",
+        "write_report": "analysis.report", "write_site": "analysis.explore"}
+
+
+def __getattr__(name):
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'analysis' has no attribute {name!r}")

@@ -5,11 +5,14 @@ mean activation, the fraction of images in which the map is active, and the mean
 `rank_maps` orders the maps by how well their per-image mean activation separates the two
 classes. The ranking is then tested twice, because a picture alone proves nothing:
 
-* `probe_accuracy`: a logistic-regression probe (scikit-learn) on `conv_3` outputs, DIGIT vs
-  CONTRAST, cross-validated; also on only the top-k ranked maps, with the ranking recomputed
-  inside each training fold so the held-out fold never chooses its own features.
-* `ablation`: zero the top-k ranked `conv_3` maps, finish the forward pass, and measure the
-  model's accuracy on the DIGIT and CONTRAST images, next to zeroing k random maps.
+* `probe_accuracy`: a logistic-regression probe (scikit-learn) on the last conv layer's outputs
+  (`conv_3` of the series' network), DIGIT vs CONTRAST, cross-validated; also on only the top-k
+  ranked maps, with the ranking recomputed inside each training fold so the held-out fold never
+  chooses its own features.
+* `ablation`: zero the top-k ranked maps of that layer, finish the forward pass, and measure
+  the model's accuracy on the DIGIT and CONTRAST images, next to zeroing k random maps.
+
+`compare_classes(model, x, y, a, b)` does the comparison of every map layer in one call.
 
 Effect size: for map c, let s_i be the spatial mean of map c on image i. AUC_c is the ROC AUC
 of s for telling DIGIT (positive) from CONTRAST, i.e. the probability that a random DIGIT image
@@ -142,6 +145,50 @@ def ranking_table(scores_a, scores_b, stats_a=None, stats_b=None) -> list:
     return rows
 
 
+def compare_maps(maps_a, maps_b) -> dict:
+    """Everything the report shows about one layer, class a against class b.
+
+    Parameters
+    ----------
+    maps_a, maps_b : (N_a, H, W, C), (N_b, H, W, C) activations of the layer on each class.
+
+    Returns
+    -------
+    dict with stats_digit, stats_contrast (`class_statistics`), scores_digit, scores_contrast
+    (`spatial_means`), effect (`effect_sizes`), ranking (`rank_maps`), rows (`ranking_table`).
+    """
+    stats_a, stats_b = class_statistics(maps_a), class_statistics(maps_b)
+    sa, sb = spatial_means(maps_a), spatial_means(maps_b)
+    return {"stats_digit": stats_a, "stats_contrast": stats_b,
+            "scores_digit": sa, "scores_contrast": sb,
+            "effect": effect_sizes(sa, sb), "ranking": rank_maps(sa, sb),
+            "rows": ranking_table(sa, sb, stats_a, stats_b)}
+
+
+def compare_classes(model, x, y, a: int, b: int, layers=None) -> dict:
+    """Class comparison of every map layer of `model`: class `a` against class `b`.
+
+    Parameters
+    ----------
+    model : keras.Model (e.g. `mnist_cnn.load_model(path)`)
+    x : float32 (N, 28, 28, 1) model-ready images (`mnist_cnn.to_input`), y : (N,) labels
+    a, b : the two classes
+    layers : map layers (default every one, `mnist_cnn.describe(model).map_layers`)
+
+    Returns
+    -------
+    {layer: `compare_maps` of the layer's maps on the images of a and of b}
+    """
+    from analysis.feature_maps import FeatureExtractor
+    from mnist_cnn.network import describe
+
+    layers = list(layers or [i.name for i in describe(model).map_layers])
+    extract = FeatureExtractor(model, layers)
+    y = np.asarray(y)
+    maps_a, maps_b = extract(np.asarray(x)[y == a]), extract(np.asarray(x)[y == b])
+    return {layer: compare_maps(maps_a[layer], maps_b[layer]) for layer in layers}
+
+
 def probe_accuracy(maps_a, maps_b, top_k=(1, 2, 4, 8, 16), folds=5, seed=0) -> dict:
     """Cross-validated accuracy of a logistic-regression probe, class a vs class b.
 
@@ -204,7 +251,7 @@ def ablation(head, maps_a, maps_b, label_a, label_b, ranking, ks=(1, 2, 4, 8, 16
     Parameters
     ----------
     head : callable
-        Maps (N, H, W, C) -> class probabilities (N, 10), e.g. `mnist_cnn.model.head_model`.
+        Maps (N, H, W, C) -> class probabilities (N, K), e.g. `mnist_cnn.model.head_model`.
     maps_a, maps_b : activations of the layer for the images of class a and class b.
     label_a, label_b : int, the true classes.
     ranking : int array, maps best first (from `rank_maps`).

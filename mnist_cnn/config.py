@@ -38,8 +38,8 @@ class TrainConfig:
     l2: float = _opt(None, "L2 penalty on every kernel", "non-negative")
     label_smoothing: float = _opt(None, "label smoothing of the cross-entropy (0: none)", "fraction")
     seed: int = _opt(0, "random seed (same seed, same machine: same metrics)", "non-negative")
-    precision: str = _opt("auto", "compute dtype policy (auto: mixed_bfloat16 where bfloat16 is native "
-                          "- AMX/AVX512-BF16 CPU or Ampere+ GPU - else float32)",
+    precision: str = _opt("auto", "compute dtype policy (auto: mixed_bfloat16 where bfloat16 is fast "
+                          "- an AMX CPU or an Ampere+ GPU - else float32)",
                           choices=("auto", "mixed_bfloat16", "float32"))
     augment: bool = _opt(True, "augment the training images, by data set (AUGMENTATION): mnist "
                          "random shifts (±2 px) and rotations (±10°); fashion none (measured)")

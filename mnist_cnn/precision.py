@@ -1,9 +1,11 @@
 """Which arithmetic to use on this machine: one resolver for training, OIPs, experiments, bench.
 
-bfloat16 halves the time of a step where the hardware computes it natively (Intel AMX or
-AVX-512 BF16 on the CPU, compute capability 8.0+ on an NVIDIA GPU). Everywhere else TensorFlow
-emulates it and it is several times *slower* than float32 (measured: about 7x on a 2-core AMD
-EPYC with AVX2 only). So `auto` picks `mixed_bfloat16` only where bfloat16 is native.
+bfloat16 halves the time of a step where the hardware has bfloat16 matrix units (Intel AMX on
+the CPU, compute capability 8.0+ on an NVIDIA GPU). Everywhere else it is *slower* than
+float32: emulated, about 7x on a 2-core AMD EPYC with AVX2 only; and on an Intel Xeon with
+AVX-512 BF16 but no AMX, where only the dot-product instructions exist, 1.25x and 1.39x slower
+in two runs (`bench_throughput`, 2026-12-01: float32 10.86 / 13.72 s per epoch, mixed_bfloat16
+13.57 / 19.10 s). So `auto` picks `mixed_bfloat16` only where AMX (or such a GPU) is there.
 
 Importing this module is cheap (no TensorFlow): the CPU is read from /proc/cpuinfo, and the
 GPUs are asked for only when `auto` must decide and none were given. Tests pass fake flag sets
@@ -17,7 +19,7 @@ import platform
 
 CHOICES = ("auto", "mixed_bfloat16", "float32")
 ALIASES = {"bfloat16": "mixed_bfloat16"}  # the OIP command's historical spelling
-NATIVE_BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+NATIVE_BF16_CPU_FLAGS = ("amx_bf16",)  # avx512_bf16 alone: slower than float32 (above)
 REPORTED_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 MIN_BF16_GPU_CAPABILITY = (8, 0)  # Ampere
 FLAGS_ENV = "MNIST_CNN_CPU_FLAGS"

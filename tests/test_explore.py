@@ -30,8 +30,10 @@ def unit(site, name):
 
 def test_every_unit_has_a_page_and_numbers(explorer_site):
     from analysis.explore.compute import unit_names
+    from mnist_cnn.model import build_model
+    from mnist_cnn.network import describe
 
-    names = unit_names()
+    names = unit_names(describe(build_model()))
     assert len(names) == 304 and names[0] == "conv_1-0" and names[-1] == "output-9"
     site = json.loads((explorer_site / "site.json").read_text())
     assert site["generator"] == "mnist_cnn explore" and site["test_images"] == LIMIT
@@ -120,6 +122,8 @@ def test_statistics_against_the_digit_report_and_a_hand_case():
 
 def test_circuit_links_are_the_strongest_weights():
     from analysis.explore.circuit import circuit
+    from mnist_cnn.model import build_model
+    from mnist_cnn.network import describe
 
     rng = np.random.default_rng(1)
     shapes = {"conv_1": (3, 3, 1, 32), "conv_2": (3, 3, 32, 64), "conv_3": (3, 3, 64, 128),
@@ -127,7 +131,7 @@ def test_circuit_links_are_the_strongest_weights():
     weights = {k: (rng.normal(size=s).astype(np.float32), np.zeros(s[-1], np.float32))
                for k, s in shapes.items()}
     mean = rng.uniform(0, 1, size=(70, 10))
-    c = circuit(weights, mean)
+    c = circuit(weights, describe(build_model()), {"dense_1": mean})
     norms = np.linalg.norm(weights["conv_3"][0][:, :, :, 48].reshape(9, 64), axis=0)
     assert list(c["conv_3"]["inputs"][48]) == list(np.argsort(-norms)[:5])
     np.testing.assert_allclose(c["conv_3"]["input_strength"][48], np.sort(norms)[::-1][:5], rtol=1e-6)
@@ -136,12 +140,12 @@ def test_circuit_links_are_the_strongest_weights():
     drive = mean[:, 4] * weights["output"][0][:, 4]
     assert list(c["output"]["inputs"][4]) == list(np.argsort(-drive)[:5])
     assert list(c["dense_1"]["outputs"][3]) == list(np.argsort(-np.abs(weights["output"][0][3]))[:5])
-    np.testing.assert_array_equal(c["conv_1_kernels"][5], weights["conv_1"][0][:, :, 0, 5])
+    np.testing.assert_array_equal(c["kernels"][5], weights["conv_1"][0][:, :, 0, 5])
     assert "inputs" not in c["conv_1"] and "outputs" not in c["output"]
 
 
 def test_causal_effect_equals_zeroing_and_running_the_head(tiny_model, x_test):
-    from analysis.explore.compute import causal_effects
+    from analysis.explore.causal import causal_effects
     from analysis.compare import zero_maps
     from mnist_cnn.model import head_model
     from mnist_cnn.model import sub_model

@@ -16,6 +16,7 @@ from analysis.explore.circuit import circuit as strongest_links
 from analysis.explore.circuit import signed
 from analysis.explore import render
 from analysis.oip.ascent import OIPConfig
+from analysis.oip.compute import oip_check
 from mnist_cnn.errors import UserError
 from mnist_cnn.fileio import sha256_file
 from mnist_cnn.data import to_input
@@ -95,20 +96,6 @@ def unit_records(net, acts, stats, causal, circuit, oips, oip_peaks, y) -> list:
     return units
 
 
-def oip_check(oips, stats) -> dict:
-    """Per layer: how many live units' OIPs beat the largest activation on a test image."""
-    out = {}
-    for layer, o in oips.items():
-        live = ~stats[layer]["dead"]
-        best = o["activation"][o["best"], np.arange(len(live))]
-        ratio = best[live] / np.where(o["data_max"][live] > 0, o["data_max"][live], np.nan)
-        out[layer] = {"live": int(live.sum()), "dead": int((~live).sum()),
-                      "best_beats": int(((best > o["data_max"]) & live).sum()),
-                      "start_0_beats": int(((o["activation"][0] > o["data_max"]) & live).sum()),
-                      "median_ratio": None if np.all(np.isnan(ratio)) else _g(np.nanmedian(ratio), 4)}
-    return out
-
-
 def build_site(model, model_path, test_data, out, steps: int = 80, starts: int = 5, seed: int = 0,
                precision: str = "auto", data_source: str = "", dataset: str = "mnist",
                log=print) -> dict:
@@ -144,11 +131,11 @@ def build_site(model, model_path, test_data, out, steps: int = 80, starts: int =
     x_test, y_test = test_data
     x, y = to_input(np.asarray(x_test)), np.asarray(y_test).astype(int)
     info = get_dataset(dataset)
-    net = describe(model, num_classes=info.num_classes)
-    layers = C.sizes(net)
     if len(set(y.tolist())) < info.num_classes:
         raise UserError(f"the test data must hold images of every {info.class_noun} "
                         f"0-{info.num_classes - 1}; check --data/--limit")
+    net = describe(model, num_classes=info.num_classes)
+    layers = C.sizes(net)
     t = time.perf_counter()
     acts = C.scan(model, x)
     stats = {i.name: C.unit_statistics(acts[i.name], y, relu=C.is_relu(i) and i is not net.output_layer,
@@ -173,7 +160,7 @@ def build_site(model, model_path, test_data, out, steps: int = 80, starts: int =
         begin += n
     units = unit_records(net, acts, stats, causal, circuit, oips, oip_peaks, y)
     check = oip_check(oips, stats)
-    logits = acts["output"]
+    logits = acts[net.output_layer.name]
     site = {
         "generator": GENERATOR,
         "model": {"file": str(model_path) if model_path else "(in memory)",

@@ -366,7 +366,11 @@ def write_site(out, site: dict, units: list, oip_images: dict, x: np.ndarray, ta
     for asset in ("site.css", "site.js"):
         text = (ASSETS / asset).read_text()
         if asset == "site.js":
-            text = text.replace("/*UNITS*/", json.dumps([u["name"] for u in units]))
+            hint = ", ".join(f"{name}-0 to {name}-{t['units'] - 1}" if i == 0 else
+                             f"{name}-0..{t['units'] - 1}" for i, (name, t) in enumerate(table.items()))
+            text = (text.replace("/*UNITS*/", json.dumps([u["name"] for u in units]))
+                    .replace("/*LAYERS*/", json.dumps(list(table)))
+                    .replace("/*HINT*/", json.dumps(hint)))
         (out / asset).write_text(text)
     for layer in table:
         mine = [u for u in units if u["layer"] == layer]

@@ -157,16 +157,8 @@ class Context:
             from analysis import compare
 
             a, b = self.class_maps(self.digit), self.class_maps(self.contrast)
-            result = {}
-            for layer in self.map_layers:
-                stats_a, stats_b = compare.class_statistics(a[layer]), compare.class_statistics(b[layer])
-                sa, sb = compare.spatial_means(a[layer]), compare.spatial_means(b[layer])
-                result[layer] = {"stats_digit": stats_a, "stats_contrast": stats_b,
-                                 "scores_digit": sa, "scores_contrast": sb,
-                                 "effect": compare.effect_sizes(sa, sb),
-                                 "ranking": compare.rank_maps(sa, sb),
-                                 "rows": compare.ranking_table(sa, sb, stats_a, stats_b)}
-            self.cache["comparison"] = result
+            self.cache["comparison"] = {layer: compare.compare_maps(a[layer], b[layer])
+                                        for layer in self.map_layers}
         return self.cache["comparison"]
 
 

@@ -27,6 +27,12 @@ TOP_MAPS = 16  # rows of the ranking table in the report and in summary.json
 REPORT_MAPS = 8  # OIPs per side in the digit report
 
 
+def _ks(maps: int) -> tuple:
+    """The ablation's and probe's k values that a layer of `maps` maps has (all of ABLATION_KS
+    for the series' conv_3, 128 maps)."""
+    return tuple(k for k in ABLATION_KS if k <= maps)
+
+
 def confusion_section(ctx: Context) -> Section:
     """Confusion matrix, top confused pairs, misclassified images of DIGIT."""
     from analysis.plots import plot_misclassified
@@ -212,7 +218,7 @@ def probe_section(ctx: Context) -> Section:
 
     L = ctx.last_conv
     a, b = ctx.class_maps(ctx.digit)[L], ctx.class_maps(ctx.contrast)[L]
-    p = probe_accuracy(a, b, top_k=ABLATION_KS, seed=ctx.seed)
+    p = probe_accuracy(a, b, top_k=_ks(a.shape[-1]), seed=ctx.seed)
     rows = [{"features": f"all {L} activations ({p['n_features']})",
              "cv_accuracy": p["all_features"]}]
     rows += [{"features": f"spatial means of the top {k} ranked maps", "cv_accuracy": acc}
@@ -241,7 +247,8 @@ def ablation_section(ctx: Context) -> Section:
     result = ablation(lambda m: head(tf.constant(m)).numpy(),
                       ctx.class_maps(ctx.digit)[L], ctx.class_maps(ctx.contrast)[L],
                       ctx.digit, ctx.contrast,
-                      ctx.comparison()[L]["ranking"], ABLATION_KS, seed=ctx.seed)
+                      ctx.comparison()[L]["ranking"], _ks(ctx.net.layer(L).channels),
+                      seed=ctx.seed)
     rows = [{"k": r["k"], f"acc {d}: ranked": r["ranked_accuracy_a"],
              f"acc {d}: random": r["random_accuracy_a_mean"],
              f"acc {c}: ranked": r["ranked_accuracy_b"],

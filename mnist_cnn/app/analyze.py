@@ -5,7 +5,7 @@ from __future__ import annotations
 from mnist_cnn.app.common import (add_check_only, add_model_options, check_data, check_layer,
                                   check_model, colormap, model_layers, name_list, parse_class,
                                   positive_int)
-from mnist_cnn.config import MAP_LAYERS, analyze_out_dir
+from mnist_cnn.config import MAP_LAYERS, analyze_out_dir, default_model
 from mnist_cnn.datasets import get_dataset
 from mnist_cnn.errors import UserError
 
@@ -46,6 +46,7 @@ def check(args):
     if args.digit is not None and given is not None and parse_class(args.dataset, args.digit) != label:
         raise UserError(f"--digit {args.digit} and --class {given} disagree; give one of them")
     args.digit = label
+    args.out = args.out or analyze_out_dir(args.dataset, label)  # tried for writing by main
     if args.contrast is not None:
         args.contrast = parse_class(args.dataset, args.contrast, "--contrast")
     noun = get_dataset(args.dataset).class_noun
@@ -53,8 +54,8 @@ def check(args):
         raise UserError(f"--contrast must differ from --digit ({args.digit}); pick another {noun}")
     if args.samples > 20:
         raise UserError(f"--samples must be at most 20, got {args.samples}")
-    check_model(args, allow_missing_default=args.check_only)
-    check_data(args)
+    if args.model is None:
+        args.model = default_model(args.dataset)
     table = model_layers(args)
     for name in args.layers or ():
         try:
@@ -62,6 +63,8 @@ def check(args):
         except UserError:
             names = [n for n, c, _ in table if c in MAP_CLASSES]
             raise UserError(f"unknown layer {name!r}; choose from {', '.join(names)}") from None
+    check_model(args, allow_missing_default=args.check_only)
+    check_data(args)
 
 
 def run(args):

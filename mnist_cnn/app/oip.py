@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mnist_cnn.app.common import (add_check_only, add_model_options, check_data, check_layer,
                                   check_model, int_list, model_layers, nonneg_int, positive_int)
-from mnist_cnn.config import TARGET_LAYERS, report_dir
+from mnist_cnn.config import TARGET_LAYERS, default_model, report_dir
 from mnist_cnn.errors import UserError
 from mnist_cnn.app.common import PRECISIONS
 
@@ -33,7 +33,8 @@ def add(sub):
 def check(args):
     if args.out is None:
         args.out = report_dir(args.dataset, "oip")
-    check_model(args, allow_missing_default=args.check_only)
+    if args.model is None:
+        args.model = default_model(args.dataset)
     table = model_layers(args)
     # Flatten and global pools are not targets: a map's or unit's value is read before them.
     size = check_layer(table, args.layer, "--layer", TARGET_CLASSES)
@@ -41,6 +42,7 @@ def check(args):
     if bad:
         raise UserError(f"--maps: index {bad[0]} is out of range for {args.layer} "
                         f"(it has {size} maps: 0-{size - 1})")
+    check_model(args, allow_missing_default=args.check_only)
     check_data(args)
 
 
