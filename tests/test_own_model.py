@@ -45,7 +45,7 @@ BUILDERS = {"convnet": convnet, "odd": odd}
 UNITS = {"convnet": 4 + 6 + 10, "odd": 4 + 6 + 8 + 10}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: the heavy-first order interleaves modules
 def own_models(tmp_path_factory):
     """{name: (path, model)} trained with the recipe: 1 epoch on 1500 images, float32."""
     import mnist_cnn as mc
