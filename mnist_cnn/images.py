@@ -50,7 +50,7 @@ def read_image(path):
         decompression-bomb limit (Image.MAX_IMAGE_PIXELS), or an animated image (several
         frames: which one is the digit is not ours to guess; save the frame you mean alone).
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
     if not path.exists():
@@ -70,7 +70,9 @@ def read_image(path):
                                     "only its first frame would be used, so it is refused: save "
                                     "that frame as a still image")
                 image.load()  # decode now: a truncated file fails here, not later
-                return image.copy(), image.format
+                fmt = image.format
+                # a phone photo is stored sideways with an EXIF orientation: turn it upright
+                return ImageOps.exif_transpose(image), fmt
         except UserError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):

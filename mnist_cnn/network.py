@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from mnist_cnn.errors import UserError
 
 INPUT_SHAPE = (28, 28, 1)
+PADDINGS = ("valid", "same", "full")
 
 # Keras class name -> kind; what `describe` accepts.
 KINDS = {"Conv2D": "conv", "MaxPooling2D": "max_pool", "AveragePooling2D": "avg_pool",
@@ -173,6 +174,27 @@ class Network:
                  "effective_stride": i.jump} for i in self.layers]
 
 
+def padding_amounts(size, kernel, stride, padding):
+    """Zeros added before and after one spatial axis.
+
+    'valid' adds none; 'same' follows TensorFlow (output ceil(size / stride), the odd zero goes
+    after); 'full' adds kernel - 1 on both sides, so every partial overlap counts.
+
+    Returns
+    -------
+    (int, int)
+    """
+    if padding == "valid":
+        return 0, 0
+    if padding == "full":
+        return kernel - 1, kernel - 1
+    if padding == "same":
+        out = -(-size // stride)
+        total = max((out - 1) * stride + kernel - size, 0)
+        return total // 2, total - total // 2
+    raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+
+
 def _refuse(source, layer, what):
     raise UserError(f"{source}: layer {layer!r} {what}; {SUPPORTED}")
 
@@ -245,8 +267,6 @@ def describe(model, source: str = "model", num_classes: int | None = None) -> Ne
     UserError
         One line naming the offending layer (or shape) and what is supported.
     """
-    from mnist_cnn.reference import padding_amounts  # NumPy only
-
     chain, inp = _chain(model, source)
     in_shape = _shape(inp)
     if in_shape != INPUT_SHAPE:

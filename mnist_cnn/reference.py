@@ -23,34 +23,13 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-PADDINGS = ("valid", "same", "full")
+from mnist_cnn.network import PADDINGS, padding_amounts  # noqa: F401 (TensorFlow's "same" rule)
 
 
 # --- padding -------------------------------------------------------------------------------
 
 def _pair(v):
     return (v, v) if np.isscalar(v) else tuple(v)
-
-
-def padding_amounts(size, kernel, stride, padding):
-    """Zeros added before and after one spatial axis.
-
-    'valid' adds none; 'same' follows TensorFlow (output ceil(size / stride), the odd zero goes
-    after); 'full' adds kernel - 1 on both sides, so every partial overlap counts.
-
-    Returns
-    -------
-    (int, int)
-    """
-    if padding == "valid":
-        return 0, 0
-    if padding == "full":
-        return kernel - 1, kernel - 1
-    if padding == "same":
-        out = -(-size // stride)
-        total = max((out - 1) * stride + kernel - size, 0)
-        return total // 2, total - total // 2
-    raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
 
 
 def pad_images(x, kernel, stride, padding, value=0.0):

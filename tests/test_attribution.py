@@ -125,3 +125,30 @@ def test_spearman_is_rank_correlation_and_zero_for_a_constant_map():
     assert faithfulness.spearman(a, np.zeros_like(a))[0] == 0.0
     mask = np.arange(10)[None] < 5
     assert faithfulness.spearman(a, np.where(mask, a, -a), mask)[0] == pytest.approx(1.0)
+
+
+def test_a_conv_units_attribution_lies_in_the_receptive_field_of_its_peak(tmp_path):
+    from analysis.attribution.units import unit_attributions, write_pictures
+
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(2, 3, activation="relu", name="c")(inputs)
+    out = keras.layers.Dense(10, activation="softmax", name="d")(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, out)
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(0, 1, w.shape).astype(np.float32) for w in model.get_weights()])
+    images = np.zeros((2, 28, 28, 1), np.float32)
+    images[0, 5:9, 20:24] = 1.0  # each image has one blob: the peak is on it
+    images[1, 18:22, 3:7] = 1.0
+    units = [{"name": "c-1", "layer": "c", "index": 1, "dead": False,
+              "top": [{"index": 0}, {"index": 1}]},
+             {"name": "d-3", "layer": "d", "index": 3, "dead": False, "top": [{"index": 1}]}]
+    maps = unit_attributions(model, units, images)
+    assert set(maps) == {"c-1", "d-3"} and maps["c-1"].shape == (2, 28, 28)
+    for m in maps["c-1"]:
+        rows, cols = np.nonzero(m)
+        assert m.any() and rows.max() - rows.min() <= 2 and cols.max() - cols.min() <= 2  # 3x3
+    (tmp_path / "img").mkdir()
+    write_pictures(tmp_path, maps, images, units)
+    from PIL import Image
+
+    assert Image.open(tmp_path / "img" / "c-1-attribution.png").size == (2 * 29 - 1, 28)

@@ -130,3 +130,31 @@ def test_predict_prints_the_answer_and_writes_the_report(tiny_model_path, capsys
         for img in Path(out / name / "img").iterdir():
             Image.open(img).verify()
     assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".cache"]
+
+
+def test_with_an_explorer_site_of_the_model_the_top_maps_link_to_its_unit_pages(
+        explorer_site, tiny_model_path, tmp_path, monkeypatch, capsys):
+    import re
+
+    from mnist_cnn import data
+    from mnist_cnn.cli import main
+
+    load = data.load_dataset
+
+    def small(*args, **kwargs):
+        (x, y), test = load(*args, **kwargs)
+        return (x[:1000], y[:1000]), test
+
+    monkeypatch.setattr(data, "load_dataset", small)
+    monkeypatch.chdir(tmp_path)  # the site is looked for at reports/explorer
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "explorer").symlink_to(explorer_site, target_is_directory=True)
+    _digit(tmp_path / "mine.png")
+    assert main(["predict", "mine.png", "--model", str(tiny_model_path)]) == 0, capsys.readouterr().err
+    page_dir = tmp_path / "reports" / "predict" / "mine"
+    links = re.findall(r'href="([^"]+\.html)"', (page_dir / "index.html").read_text())
+    assert len(links) == 8 and all(re.search(r"/conv_3-\d+\.html$", link) for link in links)
+    assert all((page_dir / link).resolve().is_file() for link in links)
+    oips = sorted((page_dir / "img").glob("oip-conv_3-*.png"))
+    assert len(oips) == 8  # taken from the site: nothing computed, nothing cached
+    assert not list((tmp_path / "reports" / "predict" / ".cache").glob("oips-*"))

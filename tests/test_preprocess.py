@@ -128,3 +128,18 @@ def test_a_tiny_image_and_a_wide_one_keep_their_aspect(tmp_path):
     wide = np.full((30, 300), 255, np.uint8)
     wide[10:20, 20:280] = 0  # 10 x 260 dash
     assert _box(to_field(load_ink(_save(Image.fromarray(wide), tmp_path / "dash.png")))) == (1, 20)
+
+
+def test_a_photo_stored_sideways_is_turned_upright(tmp_path):
+    from PIL import Image
+
+    from mnist_cnn.images import load_ink, to_field
+
+    upright = _seven()
+    sideways = upright.transpose(Image.Transpose.ROTATE_90)  # as a phone stores it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    sideways.save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    upright.save(tmp_path / "upright.jpg", quality=95)
+    np.testing.assert_allclose(to_field(load_ink(tmp_path / "photo.jpg")),
+                               to_field(load_ink(tmp_path / "upright.jpg")), atol=0.1)

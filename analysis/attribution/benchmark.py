@@ -48,8 +48,9 @@ def attribution_numbers(model, x, y, timing_images: int = 1000, faithful_images:
         "methods": {r["method"]: {k: (round(v, 4) if isinstance(v, float) else v)
                                   for k, v in r.items() if k not in ("method", "title")}
                     for r in rows},
-        "controls": {k: round(v["deletion_auc"], 4) for k, v in
-                     result["deletion"]["summary"].items() if k in ("random", "sobel")},
+        "controls": {k: {"deletion_auc": round(v["deletion_auc"], 4),
+                         "insertion_auc": round(v["insertion_auc"], 4)}
+                     for k, v in result["deletion"]["summary"].items() if k in ("random", "sobel")},
         "randomisation_threshold": faithfulness.RANDOMISATION_PASS}
 
 

@@ -54,9 +54,7 @@ def probability(attributor, x, w) -> np.ndarray:
 
 
 def _logits(attributor, x):
-    from analysis.attribution.methods import _in_chunks
-
-    return _in_chunks(attributor._logits, attributor.rows, np.asarray(x, np.float32))
+    return attributor.logits(x)
 
 
 def _order(maps, seed):

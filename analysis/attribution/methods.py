@@ -110,7 +110,7 @@ class Attributor:
     """
 
     def __init__(self, model, smooth_samples: int = 16, smooth_noise: float = 0.15,
-                 ig_steps: int = 32, patch: int = 4, stride: int = 4, rows: int = 2048,
+                 ig_steps: int = 16, patch: int = 4, stride: int = 4, rows: int = 2048,
                  seed: int = 0):
         self.model = model
         self.net = logit_network(model)
@@ -124,6 +124,11 @@ class Attributor:
         x_spec = tf.TensorSpec([None, *self.input_shape], tf.float32)
         w_spec = tf.TensorSpec([None, self.num_classes], tf.float32)
         self._logits = tf.function(lambda x: self._outputs(x)[-1], input_signature=[x_spec])
+        # Forward passes of many images (occlusion, deletion curves) go through XLA: 2.5x
+        # faster than the graph on the 2-core Xeon (0.066 vs 0.16 ms per image); XLA compiles
+        # per shape, so they are fed in full chunks of `rows` only (the last one padded).
+        # Gradients stay in the graph, where XLA was 2x slower.
+        self._logits_xla = tf.function(lambda x: self._outputs(x)[-1], jit_compile=True)
         self._grad = tf.function(self._grad_fn, input_signature=[x_spec, w_spec])
         self._cams = tf.function(self._cam_fn, input_signature=[x_spec, w_spec])
 
@@ -157,9 +162,19 @@ class Attributor:
 
     # -- methods -----------------------------------------------------------------------------
 
+    def logits(self, x) -> np.ndarray:
+        """Logits (N, classes) of any number of images."""
+        x = np.asarray(x, np.float32)
+        if len(x) < self.rows:
+            return _in_chunks(self._logits, self.rows, x)
+        pad = -len(x) % self.rows
+        if pad:
+            x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), np.float32)])
+        return _in_chunks(self._logits_xla, self.rows, x)[:len(x) - pad]
+
     def target(self, x, w) -> np.ndarray:
         """f(x) = logits(x) @ w, (N,)."""
-        return np.sum(_in_chunks(self._logits, self.rows, x) * w, axis=-1)
+        return np.sum(self.logits(x) * w, axis=-1)
 
     def gradient(self, x, w) -> np.ndarray:
         """d f / d x, same shape as x."""
@@ -188,13 +203,15 @@ class Attributor:
         return (grads.mean(axis=1) * x).sum(axis=-1)
 
     def integrated_gradients(self, x, w, return_check: bool = False, tolerance: float = 0.01,
-                             max_steps: int = 256):
+                             max_steps: int = 1024):
         """Maps (N, H, W). The path is sampled at `ig_steps` points; an image whose map misses
         completeness by more than `tolerance` (relative) is done again with twice the points,
         up to `max_steps` (a ReLU network's gradient jumps along the path, so a few images
-        need more). With `return_check`, also {"sum", "delta", "relative_error", "steps"}
+        need more); `tolerance` None: no redoing. With `return_check`, also {"sum", "delta", "relative_error", "steps"}
         (N,): the map's sum, f(x) - f(0), |sum - delta| / max(|delta|, 1e-6), points used."""
         maps = self._ig(x, w, self.ig_steps)
+        if tolerance is None and not return_check:  # the plain estimate (randomisation check)
+            return maps
         delta = self.target(x, w) - self.target(np.zeros_like(x), w)
         steps = np.full(len(x), self.ig_steps)
 
@@ -202,7 +219,7 @@ class Attributor:
             return np.abs(m.reshape(len(m), -1).sum(axis=1) - d) / np.maximum(np.abs(d), 1e-6)
 
         err = error(maps, delta)
-        while (err > tolerance).any() and steps.max() < max_steps:
+        while tolerance is not None and (err > tolerance).any() and steps.max() < max_steps:
             redo = np.flatnonzero(err > tolerance)
             m = int(steps[redo].max()) * 2
             maps[redo] = self._ig(x[redo], w[redo], m)
@@ -221,25 +238,22 @@ class Attributor:
     def occlusion(self, x, w):
         h, wd = self.input_shape[:2]
         p, s = self.patch, self.stride
-        tops = range(0, h - p + 1, s)
-        lefts = range(0, wd - p + 1, s)
-        masks = np.ones((len(tops) * len(lefts), h, wd, 1), np.float32)
-        k = 0
-        for top in tops:
-            for left in lefts:
-                masks[k, top:top + p, left:left + p] = 0.0
-                k += 1
-        base = self.target(x, w)
-        maps = np.zeros((len(x), h, wd), np.float32)
-        cover = (1.0 - masks[..., 0]).sum(axis=0)
-        step = max(1, self.rows // len(masks))
-        for i in range(0, len(x), step):
-            xs = x[i:i + step]
-            occluded = (xs[:, None] * masks[None]).reshape(-1, *x.shape[1:])
-            f = self.target(occluded, np.repeat(w[i:i + step], len(masks), axis=0))
-            drop = base[i:i + step, None] - f.reshape(len(xs), len(masks))
-            maps[i:i + step] = np.tensordot(drop, 1.0 - masks[..., 0], axes=([1], [0]))
-        return maps / np.maximum(cover, 1.0)
+        corners = [(top, left) for top in range(0, h - p + 1, s) for left in range(0, wd - p + 1, s)]
+        masks = np.ones((len(corners), h, wd), np.float32)
+        for k, (top, left) in enumerate(corners):
+            masks[k, top:top + p, left:left + p] = 0.0
+        hole = 1.0 - masks  # (patches, H, W): 1 inside the patch
+        cover = hole.sum(axis=0)
+        # A patch over black pixels changes nothing (drop 0): only patches with ink are run,
+        # together with the image itself, so that f and its occluded copies share one function.
+        ink = np.tensordot(np.abs(x).sum(axis=-1), hole, axes=([1, 2], [1, 2])) > 0  # (N, patches)
+        pairs = np.argwhere(ink)
+        batch = np.concatenate([x, x[pairs[:, 0]] * masks[pairs[:, 1]][..., None]])
+        f = self.target(batch, np.concatenate([w, w[pairs[:, 0]]]))
+        drop = np.zeros((len(x), len(corners)), np.float32)
+        drop[pairs[:, 0], pairs[:, 1]] = f[:len(x)][pairs[:, 0]] - f[len(x):]
+        maps = np.tensordot(drop, hole, axes=([1], [0]))
+        return (maps / np.maximum(cover, 1.0)).astype(np.float32)
 
     def all_maps(self, x, w, methods=None, with_check: bool = True):
         """{method: maps (N, H, W) float32} for `methods` (default: METHODS and every Grad-CAM),
@@ -248,12 +262,20 @@ class Attributor:
         w = np.asarray(w, np.float32)
         wanted = list(methods) if methods is not None else [*METHODS, "gradcam"]
         out, check = {}, None
+        if {"saliency", "gradient_x_input"} <= set(wanted):  # one gradient serves both
+            grad = self.gradient(x, w)
+            out["saliency"] = np.abs(grad).max(axis=-1)
+            out["gradient_x_input"] = (grad * x).sum(axis=-1)
         for name in wanted:
+            if name in out:
+                continue
             if name == "integrated_gradients" and with_check:
                 out[name], check = self.integrated_gradients(x, w, return_check=True)
             elif name == "gradcam" or name.startswith("gradcam:"):
                 cams = self.gradcam(x, w)
                 out.update(cams if name == "gradcam" else {name: cams[name]})
+            elif name == "integrated_gradients":
+                out[name] = self.integrated_gradients(x, w, tolerance=None)
             else:
                 out[name] = getattr(self, name)(x, w)
         return {k: np.asarray(v, np.float32) for k, v in out.items()}, check

@@ -9,12 +9,14 @@ import time
 
 import numpy as np
 
+from analysis.attribution import units as unit_attribution
 from analysis.explore import compute as C
 from analysis.explore.causal import causal_effects
 from analysis.explore.circuit import circuit as strongest_links
 from analysis.explore.circuit import signed
 from analysis.explore import render
 from analysis.oip.ascent import OIPConfig
+from analysis.oip.compute import oip_check
 from mnist_cnn.errors import UserError
 from mnist_cnn.fileio import sha256_file
 from mnist_cnn.data import to_input
@@ -94,20 +96,6 @@ def unit_records(net, acts, stats, causal, circuit, oips, oip_peaks, y) -> list:
     return units
 
 
-def oip_check(oips, stats) -> dict:
-    """Per layer: how many live units' OIPs beat the largest activation on a test image."""
-    out = {}
-    for layer, o in oips.items():
-        live = ~stats[layer]["dead"]
-        best = o["activation"][o["best"], np.arange(len(live))]
-        ratio = best[live] / np.where(o["data_max"][live] > 0, o["data_max"][live], np.nan)
-        out[layer] = {"live": int(live.sum()), "dead": int((~live).sum()),
-                      "best_beats": int(((best > o["data_max"]) & live).sum()),
-                      "start_0_beats": int(((o["activation"][0] > o["data_max"]) & live).sum()),
-                      "median_ratio": None if np.all(np.isnan(ratio)) else _g(np.nanmedian(ratio), 4)}
-    return out
-
-
 def build_site(model, model_path, test_data, out, steps: int = 80, starts: int = 5, seed: int = 0,
                precision: str = "auto", data_source: str = "", dataset: str = "mnist",
                log=print) -> dict:
@@ -143,11 +131,11 @@ def build_site(model, model_path, test_data, out, steps: int = 80, starts: int =
     x_test, y_test = test_data
     x, y = to_input(np.asarray(x_test)), np.asarray(y_test).astype(int)
     info = get_dataset(dataset)
-    net = describe(model, num_classes=info.num_classes)
-    layers = C.sizes(net)
     if len(set(y.tolist())) < info.num_classes:
         raise UserError(f"the test data must hold images of every {info.class_noun} "
                         f"0-{info.num_classes - 1}; check --data/--limit")
+    net = describe(model, num_classes=info.num_classes)
+    layers = C.sizes(net)
     t = time.perf_counter()
     acts = C.scan(model, x)
     stats = {i.name: C.unit_statistics(acts[i.name], y, relu=C.is_relu(i) and i is not net.output_layer,
@@ -197,6 +185,7 @@ def build_site(model, model_path, test_data, out, steps: int = 80, starts: int =
     table = render_table(net)
     render.write_site(out, site, units, {layer: o["images"] for layer, o in oips.items()}, x[..., 0],
                       table)
+    unit_attribution.write_pictures(out, unit_attribution.unit_attributions(model, units, x), x, units)
     lap("pages and pictures", t)  # from the end of the OIPs: per-unit numbers included
     site["seconds"]["total"] = round(time.perf_counter() - started, 2)
     site["cpu_seconds"]["total"] = round(sum(cpu.values()), 2)

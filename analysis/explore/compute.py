@@ -23,6 +23,7 @@ import tensorflow as tf
 from scipy.stats import rankdata
 
 from analysis.oip.ascent import Ascent, OIPConfig
+from analysis.oip.compute import objective_maximum  # noqa: F401  (the explorer's name for it)
 from analysis.oip.param import start_images
 from mnist_cnn.model import sub_model
 from mnist_cnn.network import describe
@@ -215,12 +216,6 @@ def pairwise_correlation(images: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(flat, axis=1)
     r = (flat @ flat.T) / np.maximum(np.outer(norm, norm), 1e-12)
     return np.where(np.outer(norm, norm) > 1e-12, r, 0.0)
-
-
-def objective_maximum(acts: dict, layer: str) -> np.ndarray:
-    """Largest value of the OIP objective (map mean; dense value; logit) over the scanned
-    images, per unit: what `analysis.oip.data_maximum` computes, read from a `scan`."""
-    return acts[f"{layer}_mean" if f"{layer}_mean" in acts else layer].max(axis=0)
 
 
 def layer_oips(model, layer: str, data_max, starts: int = 5, config: OIPConfig = OIPConfig(),

@@ -289,6 +289,10 @@ def unit_page(site: dict, u: dict, table: dict) -> str:
             f"The 9 test images that excite {name} most (test index, <b>label</b>, activation)"
             f"{'; box: receptive field of the peak' if role == 'conv' else ''}.<br>"
             f'{_captions(site, u["top"])}</figcaption></figure>{crops}</div><figure>'
+            f'{_strip(f"img/{name}-attribution.png", len(u["top"]), 28, 3, f"attribution of {name}")}'
+            f"<figcaption>Which pixels drive {name} on each of them: gradient &times; input of "
+            f"its pre-activation{' at the peak' if role == 'conv' else ''} (red up, blue down; "
+            "docs/predict.md).</figcaption></figure><figure>"
             f'{_strip(f"img/{name}-low.png", 9, 28, 3, f"least exciting images of class {low}")}'
             f"<figcaption>The 9 images of its preferred class {_class(site, pref)} that excite it "
             f'least.<br>{_captions(site, u["low"])}</figcaption></figure></section>')
@@ -362,7 +366,11 @@ def write_site(out, site: dict, units: list, oip_images: dict, x: np.ndarray, ta
     for asset in ("site.css", "site.js"):
         text = (ASSETS / asset).read_text()
         if asset == "site.js":
-            text = text.replace("/*UNITS*/", json.dumps([u["name"] for u in units]))
+            hint = ", ".join(f"{name}-0 to {name}-{t['units'] - 1}" if i == 0 else
+                             f"{name}-0..{t['units'] - 1}" for i, (name, t) in enumerate(table.items()))
+            text = (text.replace("/*UNITS*/", json.dumps([u["name"] for u in units]))
+                    .replace("/*LAYERS*/", json.dumps(list(table)))
+                    .replace("/*HINT*/", json.dumps(hint)))
         (out / asset).write_text(text)
     for layer in table:
         mine = [u for u in units if u["layer"] == layer]

@@ -51,9 +51,10 @@ class OIPConfig:
     chunk : int
         Steps per call of the compiled loop; the progress bar moves between calls.
     precision : str
-        "float32", "bfloat16" (the loop's forward and backward passes in bfloat16: about 3x
-        faster on CPUs with AMX / AVX-512 BF16, emulated and slow elsewhere) or "auto"
-        (bfloat16 where the CPU has it). Reported activations are always float32.
+        "float32", "mixed_bfloat16" (alias "bfloat16"; the loop's forward and backward passes
+        in bfloat16: about 3x faster on CPUs with AMX / AVX-512 BF16, emulated and slow
+        elsewhere) or "auto" (mixed_bfloat16 where the CPU has it). Reported activations are
+        always float32.
     """
 
     steps: int = 200
@@ -70,8 +71,9 @@ class OIPConfig:
 
 
 def resolve_precision(precision: str) -> str:
-    """"auto" -> "bfloat16" where bfloat16 is native (see `mnist_cnn.precision`), else "float32"."""
-    return "float32" if resolve(precision) == "float32" else "bfloat16"
+    """"auto" -> "mixed_bfloat16" where bfloat16 is native, else "float32": the training's
+    vocabulary (`mnist_cnn.precision.resolve`; "bfloat16" is accepted as an alias)."""
+    return resolve(precision)
 
 
 def activation_fn(model, layer: str):

@@ -62,7 +62,8 @@ def compute_oips(model, layer: str, maps=None, config: OIPConfig = OIPConfig(), 
     -------
     dict with images (N, 28, 28) in [0, 1], maps (N,), activation (N,) of the OIPs,
     start_activation (N,), data_max (N,) and dead (N,) bool (NaN / False without `x_data`),
-    seconds (the optimisation's wall time, tracing included), precision.
+    seconds (the optimisation's wall time, tracing included), precision, relu (whether the
+    layer's activation is a ReLU: "dead" is defined only then).
     """
     ascent = Ascent(model, layer, config=config)
     maps = np.arange(ascent.channels) if maps is None else np.asarray(maps, dtype=np.int64)
@@ -77,7 +78,7 @@ def compute_oips(model, layer: str, maps=None, config: OIPConfig = OIPConfig(), 
     dead = (data_max <= 0) if (x_data is not None and ascent.relu) else np.zeros(len(maps), bool)
     return {"images": images, "maps": maps, "activation": activation,
             "start_activation": ascent.measure(start, maps), "data_max": data_max,
-            "dead": dead, "seconds": seconds, "precision": ascent.precision}
+            "dead": dead, "seconds": seconds, "precision": ascent.precision, "relu": ascent.relu}
 
 
 def oip_quality(result: dict) -> dict:
@@ -89,6 +90,30 @@ def oip_quality(result: dict) -> dict:
             "fraction_above_data_max": float((beat & live).sum() / max(live.sum(), 1)),
             "zero_at_start": int((result["start_activation"] <= 0).sum()),
             "zero_at_end": int((result["activation"] <= 0).sum())}
+
+
+def objective_maximum(acts: dict, layer: str) -> np.ndarray:
+    """Largest value of the OIP objective (map mean; dense value; logit) over the scanned
+    images, per unit: what `data_maximum` computes, read from an explorer scan
+    (`analysis.explore.compute.scan`: map means under "<layer>_mean")."""
+    return acts[f"{layer}_mean" if f"{layer}_mean" in acts else layer].max(axis=0)
+
+
+def oip_check(oips, stats) -> dict:
+    """Per layer of an explorer build (several starts per unit, `explore.compute.layer_oips`):
+    how many live units' best OIPs beat the largest activation on a test image (what
+    `oip_quality` counts for one run)."""
+    out = {}
+    for layer, o in oips.items():
+        live = ~stats[layer]["dead"]
+        best = o["activation"][o["best"], np.arange(len(live))]
+        ratio = best[live] / np.where(o["data_max"][live] > 0, o["data_max"][live], np.nan)
+        median = None if np.all(np.isnan(ratio)) else float(f"{float(np.nanmedian(ratio)):.4g}")
+        out[layer] = {"live": int(live.sum()), "dead": int((~live).sum()),
+                      "best_beats": int(((best > o["data_max"]) & live).sum()),
+                      "start_0_beats": int(((o["activation"][0] > o["data_max"]) & live).sum()),
+                      "median_ratio": median}
+    return out
 
 
 CLASS_IMAGE_CONFIG = OIPConfig(steps=200, tv=0.5)  # a little smoothing: logits reward noise

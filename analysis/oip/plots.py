@@ -17,7 +17,8 @@ def _grid_columns(n: int) -> int:
     return min(n, 16 if n > 64 else 8)
 
 
-def plot_oips(images, maps, activation, layer: str, data_max=None, labels=None, title=None):
+def plot_oips(images, maps, activation, layer: str, data_max=None, labels=None, title=None,
+              relu=None):
     """Grid of OIPs, each tile labelled with its map index and final activation.
 
     Parameters
@@ -29,6 +30,9 @@ def plot_oips(images, maps, activation, layer: str, data_max=None, labels=None, 
         maps dead on the data "dead".
     labels : list of str, optional, extra text per tile (e.g. "AUC 0.93").
     title : str, optional
+    relu : bool, optional
+        Whether the layer's activation is a ReLU (a data maximum <= 0 then means "dead");
+        default: every layer but the series' "output" (its logits).
 
     Returns
     -------
@@ -55,7 +59,8 @@ def plot_oips(images, maps, activation, layer: str, data_max=None, labels=None, 
     for i in range(n):
         r, q = divmod(i, cols)
         weak = data_max is not None and np.isfinite(data_max[i]) and not activation[i] > data_max[i]
-        dead = data_max is not None and np.isfinite(data_max[i]) and data_max[i] <= 0 and layer != "output"
+        dead = (data_max is not None and np.isfinite(data_max[i]) and data_max[i] <= 0
+                and (layer != "output" if relu is None else relu))
         text = f"{int(maps[i])}: {activation[i]:.3g}" + (" dead" if dead else "")
         if labels:
             text += "\n" + labels[i]

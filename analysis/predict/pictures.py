@@ -72,7 +72,7 @@ def curves_svg(curves: dict, kind: str, width: int = 320, height: int = 170) -> 
         points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys))
         lines.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5"{dash} '
                      f'points="{points}"><title>{html.escape(name)}</title></polyline>')
-        legend.append(f'<span style="color:{colour}">&#9644; {html.escape(name)}</span>')
+        legend.append(f'<span style="color:{colour};margin-right:.6em">&#9644; {html.escape(name)}</span>')
     axes = (f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>'
             f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>'
             f'<text x="{width / 2}" y="{height - 6}" font-size="10" text-anchor="middle">share of '

@@ -32,14 +32,15 @@ def _html_table(rows, caption="", show=None, link=None) -> str:
 def render_html(ctx: Context, sections: list, summary: dict) -> str:
     """The report page: key numbers, then each section's text, tables and figures."""
     d, c, noun = ctx.name(ctx.digit), ctx.name(ctx.contrast), ctx.noun
-    key = [{"": "model", "value": f"{summary['model']['file']} (sha256 "
-            f"{summary['model']['sha256'][:16]}...)"},
+    model = summary["model"]
+    key = [{"": "model", "value": f"{model['file']} (sha256 {model['sha256'][:16]}...)"
+            if model["file"] else "(in memory, no file)"},
            {"": "test accuracy", "value": f"{summary['test_accuracy']:.4%}"},
            {"": f"{noun} / contrast", "value": f"{d} / {c} ({ctx.contrast_source})"},
            {"": f"confusions {d}->{c}, {c}->{d}",
             "value": ", ".join(map(str, summary["confusions_digit_contrast"].values()))}]
     if summary.get("probe"):
-        key.append({"": "probe accuracy (conv_3, cross-validated)",
+        key.append({"": f"probe accuracy ({ctx.last_conv}, cross-validated)",
                     "value": f"{summary['probe']['all_features']:.2%}"})
     if summary.get("ablation"):
         last = summary["ablation"]["rows"][-1]

@@ -2,12 +2,15 @@
 // One local file, no libraries, no network.
 "use strict";
 const UNITS = /*UNITS*/;
-const LAYERS = ["conv_1", "conv_2", "conv_3", "dense_1", "output"];
+const LAYERS = /*LAYERS*/;
+const HINT = /*HINT*/;
 const KNOWN = new Set(UNITS);
 
 function normalise(text) {
   // "conv_3-48", "conv3 48", "Conv_3:48", "conv_3/48" -> "conv_3-48"; "dense1" -> "dense_1"
-  let s = text.trim().toLowerCase().replace(/[\s:/#.]+/g, "-").replace(/-+/g, "-");
+  // (a model's own names, such as "conv2d_1-3", are taken as typed when they exist)
+  let s = text.trim().toLowerCase().replace(/[\s:/#.]+/g, "-").replace(/-+/g, "-").replace(/-$/, "");
+  if (KNOWN.has(s) || LAYERS.includes(s)) return s;
   s = s.replace(/^(conv|dense)-?(\d)/, "$1_$2");
   return s.replace(/-$/, "");
 }
@@ -30,7 +33,7 @@ function setUpJump() {
         window.location.href = name + ".html";
       } else {
         form.querySelector(".jump-msg").textContent =
-          'no unit "' + typed + '": try conv_1-0 to conv_1-31, conv_2-0..63, conv_3-0..127, dense_1-0..69, output-0..9';
+          'no unit "' + typed + '": try ' + HINT;
       }
     });
   }
