@@ -31,10 +31,12 @@ ANALYZE_ARGS = $(DATASET_ARGS) $(if $(DIGIT),--digit "$(DIGIT)") $(if $(CLASS),-
                --model "$(MODEL)" $(call opt,DATA,--data)
 OIP_ARGS     = $(DATASET_ARGS) --layer "$(LAYER)" $(call opt,STEPS,--steps) $(call opt,SEED,--seed) \
                $(call opt,MAPS,--maps) $(call opt,OUT,--out) --model "$(MODEL)" $(call opt,DATA,--data)
+PREDICT_ARGS = $(DATASET_ARGS) $(call opt,CONTRAST,--contrast) $(call opt,THRESHOLD,--threshold) \
+               $(call opt,OUT,--out) --model "$(MODEL)" $(call opt,DATA,--data)
 EXPLORE_ARGS = $(DATASET_ARGS) $(call opt,OUT,--out) $(call opt,STEPS,--steps) \
                $(call opt,STARTS,--starts) $(call opt,SEED,--seed) --model "$(MODEL)" $(call opt,DATA,--data)
 
-.PHONY: help venv train evaluate analyze oip explore experiments experiment info bench test clean
+.PHONY: help venv train evaluate analyze oip explore predict notebook experiments experiment info bench test clean
 .DEFAULT_GOAL := help
 
 help:
@@ -45,6 +47,8 @@ help:
 	@echo "  analyze      DIGIT=4 (or CLASS=shirt) [CONTRAST= SAMPLES= CMAP= LAYERS= OUT=] -> reports/digit-4/index.html"
 	@echo "  oip          LAYER=conv_3 [STEPS= SEED= MAPS=0,5,17 OUT=] -> reports/oip/conv_3.png and .npz"
 	@echo "  explore      [STEPS= STARTS= SEED= OUT=] one page per unit -> reports/explorer/index.html"
+	@echo "  predict      IMAGE=digit.png (several: IMAGE=\"a.png b.jpg\") [CONTRAST= THRESHOLD= OUT=] -> reports/predict/<name>/index.html"
+	@echo "  notebook     open notebooks/tour.ipynb in Jupyter: the series in order, on your own network"
 	@echo "  experiments  all four filter experiments -> reports/experiments/<name>/"
 	@echo "  experiment   NAME=single-image|lines|reference|two-runs -> reports/experiments/NAME/"
 	@echo "  info         layers, shapes, parameters, receptive fields -> printed"
@@ -53,8 +57,8 @@ help:
 	@echo "  venv         build .venv from requirements.txt (every command does this first) -> .venv/"
 	@echo "  clean        remove reports/, bench/results.json, models/logs, models/backup"
 	@echo "  help         this list"
-	@echo "analyze, oip and explore first train the default model when it is missing: models/mnist_cnn.keras (fashion: models/fashion/)."
-	@echo "Your own model: MODEL=my.keras on evaluate, analyze, oip, explore, info (docs/own-model.md)."
+	@echo "analyze, oip, explore and predict first train the default model when it is missing: models/mnist_cnn.keras (fashion: models/fashion/)."
+	@echo "Your own model: MODEL=my.keras on evaluate, analyze, oip, explore, predict, info (docs/own-model.md)."
 	@echo "Guides: README.md and docs/."
 
 # The stamp is written only after every requirement imports at its pinned version
@@ -105,6 +109,24 @@ explore: $(STAMP)
 	@$(PY) -m mnist_cnn explore $(EXPLORE_ARGS) --check-only
 	@if [ "$(MODEL)" = "$(DATASET_MODEL)" ]; then $(MAKE) --no-print-directory $(DATASET_MODEL); fi
 	$(PY) -m mnist_cnn explore $(EXPLORE_ARGS)
+
+# Your own image(s): IMAGE="a.png b.jpg" for several. The images and arguments are checked
+# first (Pillow, no TensorFlow), so a bad file never starts a training of the default model.
+predict: $(STAMP)
+	@if [ -z "$(IMAGE)" ]; then echo "make predict: give IMAGE=path/to/digit.png (several: IMAGE=\"a.png b.png\")" >&2; exit 2; fi
+	@$(PY) -m mnist_cnn predict $(IMAGE) $(PREDICT_ARGS) --check-only
+	@if [ "$(MODEL)" = "$(DATASET_MODEL)" ]; then $(MAKE) --no-print-directory $(DATASET_MODEL); fi
+	$(PY) -m mnist_cnn predict $(IMAGE) $(PREDICT_ARGS)
+
+# The tour notebook (docs/notebook.md) in Jupyter: the one in .venv first (its kernel has the
+# project's packages), else one on PATH. Jupyter is not a requirement: without it, say how to add it.
+NOTEBOOK := notebooks/tour.ipynb
+notebook: $(STAMP)
+	@for j in $(VENV)/bin/jupyter-lab $(VENV)/bin/jupyter-notebook \
+	          "$$(command -v jupyter-lab)" "$$(command -v jupyter-notebook)"; do \
+	  if test -n "$$j" && test -x "$$j"; then echo "make notebook: $$j $(NOTEBOOK)"; exec "$$j" $(NOTEBOOK); fi; \
+	done; \
+	echo "make notebook: Jupyter is not installed; install it with \`$(VENV)/bin/pip install jupyterlab\`, then run \`make notebook\` again"
 
 experiments: $(STAMP)
 	$(PY) -m mnist_cnn experiment all

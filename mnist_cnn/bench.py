@@ -3,11 +3,11 @@
 All of `make bench` is here, in one place with one timing helper (`best_of`): the sections
 pipeline (the tf.data wait that `mnist_cnn.pipeline` avoids), train (throughput, the default
 training over seeds, the keras-io peer), analyze (feature maps, the whole `analyze` command),
-oip (quality and speed of the OIPs), experiments, fashion and draw (the explorer's draw page
-in headless Chromium). They run in order; `--only train,oip` picks some. Each section is a
-function that returns a dict of measurements; the `analysis/` code it measures is imported only
-when it runs. Results are merged into the existing results.json, so one section can be
-re-measured alone.
+oip (quality and speed of the OIPs), predict (attribution's faithfulness and speed),
+experiments, fashion and draw (the explorer's draw page in headless Chromium). They run in
+order; `--only train,oip` picks some. Each section is a function that returns a dict of
+measurements; the `analysis/` code it measures is imported only when it runs. Results are
+merged into the existing results.json, so one section can be re-measured alone.
 """
 
 from __future__ import annotations
@@ -307,7 +307,7 @@ def bench_experiments(seeds: int = 3):
     return results
 
 
-def bench_draw(args) -> dict:
+def bench_draw(seeds: int = 3) -> dict:
     """`make bench` section: the explorer's draw page (analysis/explore/draw.py) in headless
     Chromium on the default model: one forward pass (target <= 20 ms, so drawing stays fluid)
     and one occlusion map (target <= 1 s), medians over 10 test images."""
@@ -342,11 +342,33 @@ KEY_NUMBERS = {
 }
 
 
+def bench_predict(seeds: int = 3) -> dict:
+    """`make bench` section: attribution's numbers on the default model (issue #20): IG
+    completeness on 100 test images, deletion/insertion against random and Sobel orders on 500,
+    the randomisation check on 50, 1,000 images in one batch call, and `mnist_cnn predict` on
+    one image in a fresh process (first run for the model, then warm caches)."""
+    from analysis.attribution.benchmark import attribution_numbers, predict_wall
+    from mnist_cnn.data import load_mnist, to_input
+    from mnist_cnn.model import load_trained
+
+    path = ensure_model()
+    _, (x_test, y_test) = load_mnist()
+    out = attribution_numbers(load_trained(path), to_input(x_test), y_test)
+    out["predict_wall_seconds"] = predict_wall(path, x_test[0])
+    best = out["best_against_random_deletion"]
+    print(f"[bench] attribution of {out['timing_images']} images, every method: "
+          f"{out['attribution_1000_seconds']:.1f} s; IG complete within 1% on "
+          f"{out['completeness']['within_1_percent']:.0%} of 100; {best['method']} beats random "
+          f"deletion on {best['fraction']:.1%} of 500; predict one image "
+          f"{out['predict_wall_seconds']} s wall (first, then warm)")
+    return out
+
+
 # name -> function; each takes the number of training seeds and returns a dict. The order is the order of a
 # full `make bench`.
 SECTIONS = {"pipeline": bench_pipeline, "train": bench_train, "analyze": bench_analyze,
-            "oip": bench_oip, "experiments": bench_experiments, "fashion": bench_fashion,
-            "draw": bench_draw}
+            "oip": bench_oip, "predict": bench_predict, "experiments": bench_experiments,
+            "fashion": bench_fashion, "draw": bench_draw}
 
 
 def ensure_model():

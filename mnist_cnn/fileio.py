@@ -2,11 +2,18 @@
 
 Every file the project writes goes through `atomic_path` (or the helpers built on it), so a
 killed process leaves either the old file or the new one, never half of one.
+
+A write that fails for a reason the user can act on (no space left, a read-only file system,
+permission denied, a file where a folder should be: `WRITE_FAULTS`) becomes a `WriteError`, a
+UserError that names the final path (never the temporary one) and the reason; the command line
+prints it in one line with exit status 2. The temporary file is removed and what was at the path
+before stays as it was. `check_writable` tries a folder before the expensive work starts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -14,8 +21,109 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from mnist_cnn.errors import UserError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+# errno -> what the user can do about it (the last three: a file where a folder should be).
+# Other OSErrors are bugs or read faults: not translated.
+_SPACE = "free some space or write elsewhere"
+_ELSEWHERE = "write elsewhere (--out / --out-dir)"
+WRITE_FAULTS = {errno.ENOSPC: _SPACE, errno.EDQUOT: _SPACE, errno.EFBIG: _SPACE,
+                errno.EROFS: _ELSEWHERE, errno.EACCES: _ELSEWHERE, errno.EPERM: _ELSEWHERE,
+                errno.EIO: _ELSEWHERE, errno.ENOTDIR: "", errno.EEXIST: "", errno.EISDIR: ""}
+
+# Temporary name -> final name, while an atomic write is open, so errors name the final path.
+_FINAL = {}
+
+
+class WriteError(UserError, OSError):
+    """A file or folder could not be written: one line naming the path and the reason.
+
+    Also an OSError, so code that already copes with a failed write (a cache that is only
+    nice to have) still catches it.
+    """
+
+    def __init__(self, path, reason, hint=_ELSEWHERE, code=None):
+        if code:
+            OSError.__init__(self, code, reason, str(path))  # errno, strerror, filename
+        self.path, self.reason = str(path), reason
+        self.message = f"cannot write {path}: {reason}; {hint}"
+        self.args = (self.message,)
+
+    def __str__(self):
+        return self.message
+
+
+def _final_name(name) -> str:
+    name = str(name)
+    for tmp, final in list(_FINAL.items())[::-1]:  # innermost first: a temp inside a temp folder
+        if name == tmp or name.startswith(tmp + os.sep):
+            name = str(final) + name[len(tmp):]
+    return name
+
+
+def _file_in_the_way(path: Path):
+    """The nearest of `path` and its parents that exists and is not a folder, or None."""
+    for p in (path, *path.parents):
+        if p.exists():  # the nearest one that exists: a file there blocks the folders below it
+            return None if p.is_dir() else p
+    return None
+
+
+def write_error(err: OSError, path=None):
+    """The WriteError for `err`, naming `path` (default: the file the error names), or None if
+    `err` is not a write fault (`WRITE_FAULTS`)."""
+    if not isinstance(err, OSError) or err.errno not in WRITE_FAULTS:
+        return None
+    name = Path(_final_name(path if path is not None else err.filename or "?"))
+    if err.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        in_the_way = _file_in_the_way(name) or _file_in_the_way(name.parent)
+        what = f"{in_the_way} is a file, not a folder" if in_the_way else os.strerror(err.errno)
+        return WriteError(name, what, "remove it or write elsewhere", err.errno)
+    # os.strerror, not err.strerror: h5py, for one, puts a whole report of the write in it
+    return WriteError(name, os.strerror(err.errno), WRITE_FAULTS[err.errno], err.errno)
+
+
+def _raise_write_error(err: OSError, path, in_block=False):
+    """Raise the WriteError for `err` (naming the file the error names when it has one and the
+    error happened while the block wrote, else `path`), or `err` itself."""
+    if isinstance(err, WriteError):  # from an inner atomic write: it named the file already
+        raise err
+    named = err.filename if in_block and err.filename else path
+    error = write_error(err, named)
+    if error is None:
+        raise err
+    raise error from None
+
+
+def check_writable(folder, need_bytes=0):
+    """Fail fast: raise WriteError unless files can be created in `folder` (or, if it does not
+    exist yet, in its nearest existing parent, where it will be created) with `need_bytes` free.
+
+    The test is a real one: a small file is written and removed (permissions alone say nothing
+    for root, and nothing about a read-only mount or a full disk).
+    """
+    folder = Path(folder)
+    where = folder
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    if not where.is_dir():
+        raise WriteError(folder, f"{where} is a file, not a folder", "remove it or write elsewhere")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=where)
+        try:
+            os.write(fd, bytes(4096))  # a full file system refuses the first block
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as e:
+        _raise_write_error(e, folder)
+    free = shutil.disk_usage(where).free
+    if free < need_bytes:
+        raise WriteError(folder, f"only {free / 1e6:.1f} MB free on its file system, about "
+                                 f"{need_bytes / 1e6:.1f} MB needed", _SPACE)
 
 
 @contextlib.contextmanager
@@ -34,28 +142,50 @@ def atomic_path(path, suffix=None):
     ------
     Path
         Where to write. Removed again if the block raises.
+
+    Raises
+    ------
+    WriteError
+        If the block or the rename fails with a write fault (`WRITE_FAULTS`).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp",
-                               dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp",
+                                   dir=path.parent)
+    except OSError as e:
+        _raise_write_error(e, path)
     os.close(fd)
     tmp = Path(tmp)
+    _FINAL[str(tmp)] = path
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
+    except OSError as e:
+        _raise_write_error(e, path, in_block=True)
     finally:
+        _FINAL.pop(str(tmp), None)
         if tmp.exists():
             tmp.unlink()
 
 
 @contextlib.contextmanager
 def atomic_dir(path):
-    """Yield a temporary folder beside `path`; on success it replaces `path` whole."""
+    """Yield a temporary folder beside `path`; on success it replaces `path` whole.
+
+    A write fault in the block or the swap raises WriteError naming the file under `path` that
+    could not be written; the temporary folder is removed and `path` stays as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    if path.exists() and not path.is_dir():  # never replace a file by a folder
+        raise WriteError(path, "it is a file, not a folder", "remove it or write elsewhere")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as e:
+        _raise_write_error(e, path)
+    _FINAL[str(tmp)] = path
     try:
         yield tmp
         if path.exists():
@@ -65,9 +195,23 @@ def atomic_dir(path):
             shutil.rmtree(old)
         else:
             os.replace(tmp, path)
+    except OSError as e:
+        _raise_write_error(e, path, in_block=True)
     finally:
+        _FINAL.pop(str(tmp), None)
         if tmp.exists():
-            shutil.rmtree(tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_group():
+    """Files that change together: yields `stage(path) -> temporary path` (see `atomic_path`).
+
+    Each staged file is written beside its final name; only when the whole block succeeds are
+    they renamed into place, so a disk that fills up halfway leaves the previous set whole.
+    """
+    with contextlib.ExitStack() as stack:
+        yield lambda path, suffix=None: stack.enter_context(atomic_path(path, suffix))
 
 
 def write_bytes(path, data: bytes):
@@ -117,11 +261,13 @@ def exclusive_lock(folder, what="training"):
     """
     import fcntl
 
-    from mnist_cnn.errors import UserError
-
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+") as f:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        f = open(folder / ".lock", "a+")
+    except OSError as e:
+        _raise_write_error(e, folder)
+    with f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

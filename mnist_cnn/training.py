@@ -3,8 +3,9 @@ learning-rate schedule, L2.
 
 `train(config, model=None)` writes, each atomically, into `config.out_dir`: mnist_cnn.keras, metrics.json,
 history.json, confusion_matrix.png, learning_curves.png, and TensorBoard logs under logs/.
-An interrupted run resumes from its last finished epoch (Keras' BackupAndRestore), as long as
-the configuration is the same.
+An interrupted run resumes from its last finished epoch (Keras' BackupAndRestore, written
+atomically), as long as the configuration is the same. A run whose loss diverges stops and
+writes nothing; the model file is only ever replaced by a run that finished (`mnist_cnn.faults`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from mnist_cnn.config import AUGMENTATION, TrainConfig
 from mnist_cnn.data import load_dataset, to_input
 from mnist_cnn.datasets import get_dataset
 from mnist_cnn.evaluate import evaluate, plot_confusion, plot_learning_curves
-from mnist_cnn.fileio import atomic_path, exclusive_lock, save_figure, write_json
+from mnist_cnn.faults import (AtomicBackupAndRestore, Diverged, DivergenceGuard,
+                              discard_if_diverged, explosion_limit, notice, set_aside,
+                              sigterm_as_interrupt)
+from mnist_cnn.fileio import atomic_group, check_writable, exclusive_lock, save_figure, write_json
 from mnist_cnn.model import build_model
 from mnist_cnn.pipeline import batches, training_dataset
 from mnist_cnn.precision import machine_facts, resolve
@@ -132,6 +136,18 @@ def read_history(csv_path: Path) -> dict:
     return history
 
 
+def _set_aside_unreadable_history(log_csv: Path, work: Path) -> None:
+    """A resume history that cannot be parsed (a damaged disk, an edit) goes aside with its run
+    folder: the run starts from scratch, said in one line, instead of failing at the end."""
+    if log_csv.is_file():
+        try:
+            read_history(log_csv)
+        except (ValueError, KeyError, csv.Error) as err:
+            where = set_aside([work], work)
+            notice(f"the training history {log_csv} cannot be read ({type(err).__name__}); "
+                   f"moved {work} to {where}/, training from scratch")
+
+
 def library_versions() -> dict:
     import matplotlib
     import sklearn
@@ -169,8 +185,13 @@ def train(config: TrainConfig, callbacks=(), verbose=1, model=None) -> dict:
     ------
     UserError
         If another training is writing into `config.out_dir` (one writer per folder).
+    mnist_cnn.faults.TrainingDiverged
+        If the loss became NaN/inf or exploded; nothing was written, the run's state is gone.
+    mnist_cnn.fileio.WriteError
+        If `config.out_dir` cannot take the files (no space, read-only, ...); the files from
+        before are untouched and the last epoch's state is kept for the next run.
     """
-    with exclusive_lock(config.out_dir):
+    with exclusive_lock(config.out_dir), sigterm_as_interrupt():
         return _train(config, callbacks, verbose, model)
 
 
@@ -180,28 +201,36 @@ def _train(config: TrainConfig, callbacks, verbose, user_model=None) -> dict:
     (x_fit, y_fit), (x_val, y_val), (x_test, y_test) = split(config)
 
     model = compiled_model(config, user_model)
+    # Room for the model file (weights and momenta, float32) and two checkpoints of the same
+    # size while one replaces the other, plus the figures: checked now, not after the training.
+    check_writable(out, need_bytes=6 * 4 * model.count_params() + 2**20)
 
     rid = run_id(config, user_model)
     work = out / "backup" / rid
-    work.mkdir(parents=True, exist_ok=True)
     log_csv = work / "history.csv"
     fit_callbacks = [
-        keras.callbacks.BackupAndRestore(str(work / "state")),
+        AtomicBackupAndRestore(work),  # first: it may set the run folder aside before the others
+        DivergenceGuard(explosion_limit(model)),
         keras.callbacks.LearningRateScheduler(lr_schedule(config)),
         HistoryCSV(str(log_csv), append=True),
         keras.callbacks.TensorBoard(str(out / "logs" / rid), histogram_freq=0),
         *callbacks,
     ]
     started = time.perf_counter()
-    model.fit(training_dataset(x_fit, targets(y_fit, config), config),
-              validation_data=batches(x_val, targets(y_val, config), batch_size=1000),
-              validation_freq=config.val_every, epochs=config.epochs, callbacks=fit_callbacks,
-              verbose=verbose,
-              shuffle=False)  # the dataset shuffles itself, seeded
-    seconds = time.perf_counter() - started
+    with discard_if_diverged(config, work, out / "logs"):
+        _set_aside_unreadable_history(log_csv, work)
+        work.mkdir(parents=True, exist_ok=True)
+        model.fit(training_dataset(x_fit, targets(y_fit, config), config),
+                  validation_data=batches(x_val, targets(y_val, config), batch_size=1000),
+                  validation_freq=config.val_every, epochs=config.epochs, callbacks=fit_callbacks,
+                  verbose=verbose,
+                  shuffle=False)  # the dataset shuffles itself, seeded
+        seconds = time.perf_counter() - started
+        result = evaluate(model, x_test, y_test)
+        if not math.isfinite(result["loss"]):  # the last update, after the last checked loss
+            raise Diverged(config.epochs - 1, None, None, result["loss"])
 
     history = read_history(log_csv)
-    result = evaluate(model, x_test, y_test)
     info = get_dataset(config.dataset)
     metrics = {
         "dataset": info.name, "class_names": list(info.class_names),
@@ -216,12 +245,13 @@ def _train(config: TrainConfig, callbacks, verbose, user_model=None) -> dict:
         "machine": machine_facts(resolve(config.precision)),
     }
 
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(config.model_path) as tmp:
-        model.save(tmp)
-    write_json(out / "history.json", history)
-    write_json(out / "metrics.json", metrics)
-    save_figure(plot_confusion(result["confusion_matrix"], info.name), out / "confusion_matrix.png")
-    save_figure(plot_learning_curves(history, floor=0.9 if info.name == "mnist" else 0.5), out / "learning_curves.png")
+    with atomic_group() as stage:  # all or nothing: a full disk leaves the previous set whole
+        model.save(stage(config.model_path))
+        write_json(stage(out / "history.json"), history)
+        write_json(stage(out / "metrics.json"), metrics)
+        save_figure(plot_confusion(result["confusion_matrix"], info.name),
+                    stage(out / "confusion_matrix.png"))
+        save_figure(plot_learning_curves(history, floor=0.9 if info.name == "mnist" else 0.5),
+                    stage(out / "learning_curves.png"))
     shutil.rmtree(work, ignore_errors=True)  # finished: the next run starts fresh
     return metrics

@@ -37,6 +37,7 @@ import pytest  # noqa: E402
 SHARED_TRAININGS = {
     "tiny_mnist": {"tiny_run", "tiny_model_path", "tiny_model", "explorer_site"},
     "tiny_fashion": {"tiny_fashion_run", "tiny_fashion_model_path"},
+    "own_models": {"own_models"},  # tests/test_own_model.py: two other architectures
 }
 
 

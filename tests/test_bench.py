@@ -17,8 +17,8 @@ def test_best_of_counts_only_the_calls_after_the_warm_up():
 
 
 def test_sections_and_their_key_numbers():
-    assert list(bench.SECTIONS) == ["pipeline", "train", "analyze", "oip", "experiments", "fashion",
-                                    "draw"]
+    assert list(bench.SECTIONS) == ["pipeline", "train", "analyze", "oip", "predict", "experiments",
+                                   "fashion", "draw"]
     assert all(callable(f) for f in bench.SECTIONS.values())
     assert tuple(bench.KEY_NUMBERS) == EXPERIMENTS
 

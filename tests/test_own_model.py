@@ -45,7 +45,7 @@ BUILDERS = {"convnet": convnet, "odd": odd}
 UNITS = {"convnet": 4 + 6 + 10, "odd": 4 + 6 + 8 + 10}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: the heavy-first order interleaves modules
 def own_models(tmp_path_factory):
     """{name: (path, model)} trained with the recipe: 1 epoch on 1500 images, float32."""
     import mnist_cnn as mc
@@ -77,9 +77,10 @@ def test_commands_run_on_the_model(name, own_models, tmp_path, run_main, first_t
     from mnist_cnn.network import describe
 
     # The confusion matrix and the sample images do not depend on the architecture (the
-    # series' tests cover them); every section that reads layers runs.
+    # series' tests cover them); the report's OIP section runs on a model of its own in
+    # tests/test_api.py (the docs/api.md example). Every other section that reads layers runs.
     monkeypatch.setattr(sections, "SECTIONS", [s for s in sections.SECTIONS if s not in (
-        sections.confusion_section, sections.samples_section)])
+        sections.confusion_section, sections.samples_section, sections.oip_section)])
     path, model = own_models[name]
     net = describe(model)
     last = net.last_conv.name

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from analysis.attribution import units as unit_attribution
 from analysis.explore import compute as C
 from analysis.explore.causal import causal_effects
 from analysis.explore.circuit import circuit as strongest_links
@@ -185,6 +186,7 @@ def build_site(model, model_path, test_data, out, steps: int = 80, starts: int =
     table = render_table(net)
     render.write_site(out, site, units, {layer: o["images"] for layer, o in oips.items()}, x[..., 0],
                       table)
+    unit_attribution.write_pictures(out, unit_attribution.unit_attributions(model, units, x), x, units)
     t = lap("pages and pictures", t)  # from the end of the OIPs: per-unit numbers included
     write_draw(out, model, x_test, y, dataset, unit_pages={u["layer"] for u in units},
                page=lambda title, body: render._page(title, body, table, "draw"))

@@ -289,6 +289,10 @@ def unit_page(site: dict, u: dict, table: dict) -> str:
             f"The 9 test images that excite {name} most (test index, <b>label</b>, activation)"
             f"{'; box: receptive field of the peak' if role == 'conv' else ''}.<br>"
             f'{_captions(site, u["top"])}</figcaption></figure>{crops}</div><figure>'
+            f'{_strip(f"img/{name}-attribution.png", len(u["top"]), 28, 3, f"attribution of {name}")}'
+            f"<figcaption>Which pixels drive {name} on each of them: gradient &times; input of "
+            f"its pre-activation{' at the peak' if role == 'conv' else ''} (red up, blue down; "
+            "docs/predict.md).</figcaption></figure><figure>"
             f'{_strip(f"img/{name}-low.png", 9, 28, 3, f"least exciting images of class {low}")}'
             f"<figcaption>The 9 images of its preferred class {_class(site, pref)} that excite it "
             f'least.<br>{_captions(site, u["low"])}</figcaption></figure></section>')

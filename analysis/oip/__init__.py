@@ -54,15 +54,16 @@ def write_oips(model, layer: str, out, x_data=None, maps=None, steps: int = 200,
     from analysis.oip.ascent import OIPConfig
     from analysis.oip.compute import compute_oips, oip_quality
     from analysis.oip.plots import plot_oips
-    from mnist_cnn.fileio import save_figure, save_npz
+    from mnist_cnn.fileio import atomic_group, save_figure, save_npz
 
     config = replace(OIPConfig(), steps=steps, precision=precision)
     result = compute_oips(model, layer, maps, config, seed, x_data, verbose=verbose)
     out = Path(out)
     files = [out / f"{layer}.npz", out / f"{layer}.png"]
-    save_npz(files[0], images=result["images"], maps=result["maps"],
-             activation=result["activation"], data_max=result["data_max"], dead=result["dead"],
-             start_activation=result["start_activation"])
-    save_figure(plot_oips(result["images"], result["maps"], result["activation"], layer,
-                          result["data_max"], relu=result["relu"]), files[1])
+    with atomic_group() as stage:  # the arrays and their figure: both replaced, or neither
+        save_npz(stage(files[0]), images=result["images"], maps=result["maps"],
+                 activation=result["activation"], data_max=result["data_max"],
+                 dead=result["dead"], start_activation=result["start_activation"])
+        save_figure(plot_oips(result["images"], result["maps"], result["activation"], layer,
+                              result["data_max"], relu=result["relu"]), stage(files[1]))
     return {**result, "quality": oip_quality(result), "files": files}

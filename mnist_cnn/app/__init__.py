@@ -21,7 +21,8 @@ import sys
 from mnist_cnn.errors import UserError
 
 # The commands in the order `--help` lists them: module names in mnist_cnn.app.
-COMMANDS = ("train", "evaluate", "analyze", "oip", "explore", "experiment", "info", "bench")
+COMMANDS = ("train", "evaluate", "analyze", "oip", "explore", "predict", "experiment", "info",
+            "bench")
 
 
 def build_parser():
@@ -39,8 +40,14 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    """Parse, check, then run a command; UserError becomes one line and exit status 2."""
+    """Parse, check, then run a command; UserError becomes one line and exit status 2.
+
+    Every command's output folder (`--out` or `--out-dir`, after its check has filled in the
+    default) is tried for writing before the work starts (`fileio.check_writable`); a write that
+    fails later is one line too (`fileio.WriteError`, or an OSError `fileio.write_error` knows).
+    """
     from mnist_cnn.app.common import quiet_tensorflow_import
+    from mnist_cnn.fileio import check_writable, write_error
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -48,12 +55,19 @@ def main(argv=None) -> int:
     try:
         if args.check:
             args.check(args)
+        for folder in {getattr(args, "out_dir", None), getattr(args, "out", None)} - {None, ""}:
+            check_writable(folder)
         if getattr(args, "check_only", False):
             return 0
         quiet_tensorflow_import()
         return args.run(args) or 0
     except UserError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a write outside fileio's helpers (TensorBoard logs, a lock file)
+        if (error := write_error(e)) is None:
+            raise
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; `make train` resumes from the last finished epoch"

@@ -46,6 +46,7 @@ def check(args):
     if args.digit is not None and given is not None and parse_class(args.dataset, args.digit) != label:
         raise UserError(f"--digit {args.digit} and --class {given} disagree; give one of them")
     args.digit = label
+    args.out = args.out or analyze_out_dir(args.dataset, label)  # tried for writing by main
     if args.contrast is not None:
         args.contrast = parse_class(args.dataset, args.contrast, "--contrast")
     noun = get_dataset(args.dataset).class_noun

@@ -13,9 +13,10 @@ def add(sub):
 
 
 def check(args):
-    from mnist_cnn.bench import SECTION_NAMES
+    from mnist_cnn.bench import RESULTS, SECTION_NAMES
     from mnist_cnn.errors import UserError
 
+    args.out = str(RESULTS.parent)  # tried for writing by main, like every command's --out
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()] or list(SECTION_NAMES)
     unknown = [s for s in args.sections if s not in SECTION_NAMES]
     if unknown:

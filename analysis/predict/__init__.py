@@ -1,0 +1,127 @@
+"""`make predict IMAGE=...`: what the network says about your own image, and why.
+
+For each image (`mnist_cnn.images` reads and centres it): the three most probable classes are
+printed, and reports/predict/<image name>/index.html is written (atomically: the folder
+appears whole or not at all) with the image as given and as the network sees it, the attribution
+maps of the answer's logit and of "the answer rather than the runner-up" with their
+faithfulness verdicts (`analysis.attribution`), the most active maps of the last conv layer with
+their OIPs (linked to the explorer's unit pages when a site of this model exists), the feature
+maps of every layer, and the nearest training images in the last hidden layer's space.
+
+The package: `compute` (the arrays), `pictures` (PNG and SVG), `page` (the HTML).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def explorer_site(dataset, model_path):
+    """The explorer site of this model (same SHA-256), or None."""
+    from mnist_cnn.config import report_dir
+    from mnist_cnn.fileio import sha256_file
+
+    site = Path(report_dir(dataset, "explorer"))
+    try:
+        meta = json.loads((site / "site.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("generator") != "mnist_cnn explore":
+        return None
+    return site if meta.get("model", {}).get("sha256") == sha256_file(model_path) else None
+
+
+def _oips(model, model_path, layer, maps, site, steps, cache_dir):
+    """{map: OIP image (28, 28)}: the site's pictures when an explorer site of this model
+    exists, else the OIPs of all the layer's maps, computed once per model (`steps` gradient
+    steps) and cached in `cache_dir`."""
+    import numpy as np
+
+    if site is not None:
+        from PIL import Image
+
+        found = {}
+        for m in maps:
+            path = site / "img" / f"{layer}-{int(m)}.png"
+            if path.is_file():
+                found[int(m)] = 1.0 - np.asarray(Image.open(path).convert("L"), np.float32) / 255
+        return found
+    from mnist_cnn.config import TARGET_LAYERS
+    from mnist_cnn.fileio import save_npz, sha256_file
+
+    if layer not in TARGET_LAYERS or steps == 0:
+        return {}
+    path = Path(cache_dir) / f"oips-{layer}-{steps}-{sha256_file(model_path)[:16]}.npz"
+    images = None
+    if path.is_file():
+        try:
+            with np.load(path) as f:
+                images = f["images"]
+        except (OSError, ValueError, KeyError):
+            images = None  # a damaged cache is rebuilt
+    if images is None:
+        from analysis.oip.ascent import OIPConfig
+        from analysis.oip.compute import compute_oips
+
+        images = compute_oips(model, layer, None, OIPConfig(steps=steps), verbose=0)["images"]
+        save_npz(path, images=images)
+    return {int(m): images[int(m)] for m in maps}
+
+
+def run_predict(args) -> int:
+    """CLI entry: `args.inks` (checked by the CLI), `args.model`, `args.dataset`, `args.out`."""
+    import numpy as np
+
+    from analysis.attribution.methods import Attributor
+    from analysis.predict import compute, page
+    from mnist_cnn.datasets import get_dataset
+    from mnist_cnn.fileio import atomic_dir, sha256_file
+    from mnist_cnn.images import thumbnail, to_field
+    from mnist_cnn.model import load_trained
+
+    info = get_dataset(args.dataset)
+    names = [info.class_name(c) if info.name != "mnist" else str(c) for c in range(10)]
+    model = load_trained(args.model, dataset=info.name)
+    attributor = Attributor(model)
+    out_root = Path(args.out)
+    features, y_train, x_train = compute.training_features(
+        model, args.model, info.name, args.data, out_root / ".cache")
+    site = explorer_site(info.name, args.model)
+    layer = compute.last_conv(model)
+    model_info = {"file": str(args.model), "sha256": sha256_file(args.model)}
+    for path, ink in zip(args.images, args.inks):
+        field = to_field(ink)
+        probs = np.asarray(model(field[None, ..., None], training=False))[0]
+        top3 = compute.answer(probs)
+        label = top3[0][0]
+        contrast = args.contrast if args.contrast is not None and args.contrast != label else top3[1][0]
+        maps = compute.feature_maps(model, field)
+        hidden = maps.pop("hidden")
+        top = None
+        oips = {}
+        if layer is not None:
+            idx, means = compute.top_maps(maps[layer], args.top)
+            top = (layer, idx, means)
+            oips = _oips(model, args.model, layer, idx, site, args.oip_steps,
+                             out_root / ".cache")
+        idx, dist = compute.nearest(features, hidden, 8)
+        item = {"name": Path(path).name, "path": path, "ink": ink, "field": field,
+                "thumbnail": thumbnail(path), "answer": top3, "contrast": int(contrast),
+                "maps": maps, "top": top,
+                "attributions": compute.attributions(attributor, field, label, contrast),
+                "neighbours": (idx, dist, y_train[idx], x_train[idx]),
+                "hidden_layer": compute.hidden_layer_name(model), "hidden_units": int(hidden.size),
+                "model": model_info}
+        target = out_root / Path(path).stem
+        link = os.path.relpath(site, target) if site is not None else None
+        with atomic_dir(target) as tmp:
+            summary = page.write_report(tmp, item, oips, link, names)
+        rows = summary["attribution"]["class"]["rows"]
+        good = [r["title"] for r in rows if r["beats_random"] and r["beats_sobel"]
+                and r["passes_randomisation"]]
+        print(f"{path}: {names[label]} {top3[0][1]:.1%} (then {names[top3[1][0]]} "
+              f"{top3[1][1]:.1%}, {names[top3[2][0]]} {top3[2][1]:.1%}); read as "
+              f"{ink.polarity}; faithful maps: {', '.join(good) or 'none'} -> {target}/index.html")
+    return 0

@@ -1,0 +1,83 @@
+"""Pictures of the predict report, composed directly with Pillow and inline SVG (Matplotlib's
+start-up alone would take a tenth of the 10-second budget of `make predict`).
+
+Grey images use the project's scale (ink black on white, `analysis.explore.images.gray`);
+attribution maps a diverging scale: red pushes the target up, blue down, white nothing, each map
+scaled by its own largest |value|.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+from PIL import Image
+
+from analysis.explore.images import gray, grid
+
+
+def diverging(values: np.ndarray) -> np.ndarray:
+    """(H, W) signed values -> (H, W, 3) uint8: red positive, blue negative, white zero."""
+    v = np.asarray(values, np.float64)
+    top = np.abs(v).max()
+    v = v / top if top > 0 else v
+    pos, neg = np.clip(v, 0, 1), np.clip(-v, 0, 1)
+    rgb = np.stack([1 - neg, 1 - pos - neg, 1 - pos], axis=-1)
+    return np.round(255 * np.clip(rgb, 0, 1)).astype(np.uint8)
+
+
+def overlay(image: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The diverging map over the image's ink (drawn in grey): (H, W, 3) uint8."""
+    colour = diverging(values).astype(np.float64)
+    ink = np.clip(np.asarray(image, np.float64), 0, 1)[..., None]
+    return np.round(colour * (1 - 0.35 * ink)).astype(np.uint8)
+
+
+def save(array: np.ndarray, path, scale: int = 1) -> tuple:
+    """Write a uint8 grey (H, W) or RGB (H, W, 3) array as PNG, enlarged `scale` times
+    (nearest neighbour); returns (width, height)."""
+    image = Image.fromarray(array)
+    if scale > 1:
+        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    image.save(path, compress_level=6)
+    return image.size
+
+
+def feature_grid(maps: np.ndarray) -> np.ndarray:
+    """A layer's maps (H, W, C) as a grey grid, all maps on one scale (the layer's maximum), so
+    strong and weak maps can be told apart; ink dark."""
+    maps = np.moveaxis(np.asarray(maps, np.float64), -1, 0)
+    top = maps.max()
+    cols = int(np.ceil(np.sqrt(len(maps) * 2)))
+    return grid(maps / top if top > 0 else maps, cols=cols, gap=1)
+
+
+def field_png(field: np.ndarray) -> np.ndarray:
+    """The 28x28 field as the network sees it (ink dark)."""
+    return gray(field)
+
+
+def curves_svg(curves: dict, kind: str, width: int = 320, height: int = 170) -> str:
+    """Inline SVG of the mean `kind` ("deletion" or "insertion") curve of each method."""
+    pad = 28
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+               "#17becf", "#bcbd22", "#7f7f7f"]
+    lines, legend = [], []
+    for i, (name, c) in enumerate(curves.items()):
+        mean = np.asarray(c[kind]).mean(axis=0)
+        xs = pad + np.linspace(0, width - 2 * pad, len(mean))
+        ys = height - pad - mean * (height - 2 * pad)
+        colour = "#000" if name in ("random", "sobel") else palette[i % len(palette)]
+        dash = ' stroke-dasharray="4 3"' if name in ("random", "sobel") else ""
+        points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys))
+        lines.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5"{dash} '
+                     f'points="{points}"><title>{html.escape(name)}</title></polyline>')
+        legend.append(f'<span style="color:{colour};margin-right:.6em">&#9644; {html.escape(name)}</span>')
+    axes = (f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>'
+            f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>'
+            f'<text x="{width / 2}" y="{height - 6}" font-size="10" text-anchor="middle">share of '
+            f'pixels {"removed" if kind == "deletion" else "revealed"} (0-1)</text>'
+            f'<text x="4" y="{pad - 8}" font-size="10">probability</text>')
+    return (f'<figure class="curve"><svg width="{width}" height="{height}" '
+            f'xmlns="http://www.w3.org/2000/svg">{axes}{"".join(lines)}</svg>'
+            f'<figcaption>{kind} (mean curve) {" ".join(legend)}</figcaption></figure>')
