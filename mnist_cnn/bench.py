@@ -308,28 +308,19 @@ def bench_experiments(seeds: int = 3):
 
 
 def bench_draw(seeds: int = 3) -> dict:
-    """`make bench` section: the explorer's draw page (analysis/explore/draw.py) in headless
-    Chromium on the default model: one forward pass (target <= 20 ms, so drawing stays fluid)
-    and one occlusion map (target <= 1 s), medians over 10 test images."""
-    import tempfile
-
-    from analysis.explore.draw import time_page, write_draw
+    """`make bench` section: the explorer's draw page in headless Chromium on the default model
+    (`analysis.explore.draw.measure`): one forward pass (target <= 20 ms, so drawing stays
+    fluid), one occlusion map (target <= 1 s), medians over 10 test images."""
+    from analysis.explore.draw import measure
     from mnist_cnn.data import load_mnist
     from mnist_cnn.model import load_trained
 
-    model = load_trained(ensure_model())
     _, (x_test, y_test) = load_mnist()
-    with tempfile.TemporaryDirectory(prefix="bench-draw-") as out:
-        write_draw(out, model, x_test, y_test)
-        result = time_page(out)
-    if "skipped" in result:
-        print(f"[bench] draw: skipped, {result['skipped']}")
-        return result
-    result["targets_met"] = {"forward_20ms": result["forward_ms_median"] <= 20,
-                             "occlusion_1s": result["occlusion_ms_median"] <= 1000}
-    print(f"[bench] draw page ({result['browser']}): forward pass {result['forward_ms_median']} ms "
-          f"(target <= 20), occlusion map {result['occlusion_ms_median']} ms (target <= 1000), "
-          f"redrawing every grid {result['render_ms_median']} ms")
+    result = measure(load_trained(ensure_model()), x_test, y_test)
+    print("[bench] draw page: " + (f"skipped, {result['skipped']}" if "skipped" in result else
+          f"forward pass {result['forward_ms_median']} ms (target <= 20), occlusion map "
+          f"{result['occlusion_ms_median']} ms (target <= 1000), redrawing every grid "
+          f"{result['render_ms_median']} ms ({result['browser']})"))
     return result
 
 

@@ -264,3 +264,17 @@ def time_page(folder, images: int = 10, repeats: int = 30) -> dict:
             "occlusion_ms_median": round(float(np.median(occlusion)), 1),
             "occlusion_ms_max": round(max(occlusion), 1),
             "render_ms_median": round(float(np.median(frame)), 2)}
+
+
+def measure(model, x, y, dataset: str = "mnist") -> dict:
+    """`time_page` on a draw page of `model` written into a temporary folder, with the targets
+    of issue #19: a forward pass <= 20 ms, an occlusion map <= 1 s (medians)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="draw-bench-") as out:
+        write_draw(out, model, x, y, dataset)
+        result = time_page(out)
+    if "skipped" not in result:
+        result["targets_met"] = {"forward_20ms": result["forward_ms_median"] <= 20,
+                                 "occlusion_1s": result["occlusion_ms_median"] <= 1000}
+    return result
