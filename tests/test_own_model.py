@@ -78,9 +78,11 @@ def test_commands_run_on_the_model(name, own_models, tmp_path, run_main, first_t
 
     # The confusion matrix and the sample images do not depend on the architecture (the
     # series' tests cover them); the report's OIP section runs on a model of its own in
-    # tests/test_api.py (the docs/api.md example). Every other section that reads layers runs.
+    # tests/test_api.py (the docs/api.md example), the attribution methods on constructed
+    # models in tests/test_attribution.py. Every other section that reads layers runs.
     monkeypatch.setattr(sections, "SECTIONS", [s for s in sections.SECTIONS if s not in (
-        sections.confusion_section, sections.samples_section, sections.oip_section)])
+        sections.confusion_section, sections.samples_section, sections.oip_section,
+        sections.attribution_section)])
     path, model = own_models[name]
     net = describe(model)
     last = net.last_conv.name

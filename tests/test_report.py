@@ -13,13 +13,19 @@ import pytest
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, tiny_model, tiny_model_path, mnist):
-    """A full report on the first 2000 test images (all sections, two layers drawn)."""
+    """A full report on the first 2000 test images (all sections, two layers drawn; the
+    attribution section on fewer images than a user's report: its numbers are tested in
+    tests/test_attribution.py)."""
+    from analysis.attribution import section
     from analysis.report import build_report
 
     _, (x_test, y_test) = mnist
     out = tmp_path_factory.mktemp("report")
-    summary = build_report(tiny_model, tiny_model_path, (x_test[:2000], y_test[:2000]), 4, out,
-                           samples=2, layers=("conv_1", "conv_3"))
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in (("IMAGES", 16), ("RANDOMISE", 2), ("MISTAKES", 4)):
+            patch.setattr(section, name, value)
+        summary = build_report(tiny_model, tiny_model_path, (x_test[:2000], y_test[:2000]), 4,
+                               out, samples=2, layers=("conv_1", "conv_3"))
     return out, summary
 
 
