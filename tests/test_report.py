@@ -16,7 +16,7 @@ def report(tmp_path_factory, tiny_model, tiny_model_path, mnist):
     """A full report on the first 2000 test images (all sections, two layers drawn; the
     attribution section on fewer images than a user's report: its numbers are tested in
     tests/test_attribution.py)."""
-    from analysis.attribution import section
+    from analysis.report import attribution as section
     from analysis.report import build_report
 
     _, (x_test, y_test) = mnist

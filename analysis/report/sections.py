@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.attribution.section import attribution_section
+from analysis.report.attribution import attribution_section
 from analysis.report.context import Context, Section
 from mnist_cnn.fileio import save_npz
 

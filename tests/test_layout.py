@@ -1,0 +1,96 @@
+"""The layout the architecture page promises (docs/architecture.md), read from the source: no
+import circles at module level, no module over 400 lines, no command-line plumbing below
+mnist_cnn/app/. Static (ast), so it costs no TensorFlow and sees every import order at once: a
+circle only fails at run time when one of its modules happens to be imported first."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("mnist_cnn", "analysis")
+
+
+def modules() -> dict:
+    """{dotted name: path} of every module of the project's packages."""
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def top_level_imports(name: str, path: Path, known) -> set:
+    """Project modules `name` imports when it is loaded (imports inside functions are lazy on
+    purpose and do not count), with the packages whose __init__ that runs (except its own)."""
+    tree = ast.parse(path.read_text())
+    is_package = path.name == "__init__.py"
+    targets = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            targets |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            targets.add(node.module)
+            targets |= {f"{node.module}.{a.name}" for a in node.names}
+    own = name if is_package else name.rpartition(".")[0]
+    ancestors = {".".join(own.split(".")[:i]) for i in range(1, own.count(".") + 2)}
+    edges = set()
+    for target in targets & set(known):
+        parts = target.split(".")
+        edges |= {".".join(parts[:i]) for i in range(1, len(parts) + 1)} - ancestors
+    return edges - {name}
+
+
+def test_no_import_circles():
+    known = modules()
+    graph = {name: top_level_imports(name, path, known) for name, path in known.items()}
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                circle = stack[stack.index(nxt):] + [nxt]
+                raise AssertionError("import circle: " + " -> ".join(circle))
+            if nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name)
+
+
+def test_the_check_finds_a_circle(tmp_path, monkeypatch):
+    """The graph sees a circle through a package's __init__ (as report <-> attribution was)."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "__init__.py").write_text("from a.sections import x\n")
+    (tmp_path / "a" / "sections.py").write_text("from b.section import x\n")
+    (tmp_path / "a" / "context.py").write_text("")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "__init__.py").write_text("")
+    (tmp_path / "b" / "section.py").write_text("from a.context import y\n")
+    known = {"a": tmp_path / "a/__init__.py", "a.sections": tmp_path / "a/sections.py",
+             "a.context": tmp_path / "a/context.py", "b": tmp_path / "b/__init__.py",
+             "b.section": tmp_path / "b/section.py"}
+    assert "a" in top_level_imports("b.section", known["b.section"], known)
+    assert "a" not in top_level_imports("a.sections", known["a.sections"], known)  # own package
+
+
+def test_modules_are_short_and_argparse_stays_in_the_command_line():
+    entry_points = ("mnist_cnn.cli", "mnist_cnn.__main__")
+    for name, path in modules().items():
+        text = path.read_text()
+        assert len(text.splitlines()) <= 400, f"{name} has {len(text.splitlines())} lines"
+        if name.startswith("mnist_cnn.app") or name in entry_points:
+            continue
+        imported = set()
+        for node in ast.walk(ast.parse(text)):  # lazy imports inside functions too
+            if isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+        below = {m for m in imported if m == "argparse" or m.startswith("mnist_cnn.app")}
+        assert not below, f"{name} imports {sorted(below)}: only mnist_cnn/app/ parses commands"
