@@ -46,7 +46,7 @@ help:
 	@echo "  evaluate     test accuracy and confusion matrix of MODEL -> printed"
 	@echo "  analyze      DIGIT=4 (or CLASS=shirt) [CONTRAST= SAMPLES= CMAP= LAYERS= OUT=] -> reports/digit-4/index.html"
 	@echo "  oip          LAYER=conv_3 [STEPS= SEED= MAPS=0,5,17 OUT=] -> reports/oip/conv_3.png and .npz"
-	@echo "  explore      [STEPS= STARTS= SEED= OUT=] one page per unit -> reports/explorer/index.html"
+	@echo "  explore      [STEPS= STARTS= SEED= OUT=] one page per unit, a draw page -> reports/explorer/index.html, draw.html"
 	@echo "  predict      IMAGE=digit.png (several: IMAGE=\"a.png b.jpg\") [CONTRAST= THRESHOLD= OUT=] -> reports/predict/<name>/index.html"
 	@echo "  notebook     open notebooks/tour.ipynb in Jupyter: the series in order, on your own network"
 	@echo "  experiments  all four filter experiments -> reports/experiments/<name>/"
