@@ -69,15 +69,16 @@ def box_plot(quantiles, means, highlight: int = -1, width: int = 560, height: in
 
     Parameters
     ----------
-    quantiles : (10, 5) at 5, 25, 50, 75, 95 %
-    means : (10,)
+    quantiles : (classes, 5) at 5, 25, 50, 75, 95 %
+    means : (classes,)
     highlight : class drawn in orange (the preferred class), -1 for none
     """
     q = np.asarray(quantiles, np.float64)
     lo, hi = float(min(q.min(), 0.0, np.min(means))), float(max(q.max(), np.max(means), 1e-6))
     pad_l, pad_b, pad_t = 46, 22, 8
     plot_h = height - pad_b - pad_t
-    step = (width - pad_l - 8) / 10
+    classes = len(q)
+    step = (width - pad_l - 8) / classes
 
     def ypos(v):
         return pad_t + plot_h * (hi - v) / (hi - lo if hi > lo else 1.0)
@@ -88,7 +89,7 @@ def box_plot(quantiles, means, highlight: int = -1, width: int = 560, height: in
     for v in (lo, 0.0, hi) if lo < 0 else (0.0, hi):
         parts.append(f'<text x="{pad_l - 4}" y="{ypos(v) + 4:.1f}" text-anchor="end" '
                      f'font-size="11">{_fmt(v)}</text>')
-    for k in range(10):
+    for k in range(classes):
         cx = pad_l + step * (k + 0.5)
         colour = "#e8871e" if k == highlight else "#4a7ab5"
         p5, p25, p50, p75, p95 = (ypos(v) for v in q[k])

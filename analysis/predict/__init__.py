@@ -82,8 +82,8 @@ def run_predict(args) -> int:
     from mnist_cnn.model import load_trained
 
     info = get_dataset(args.dataset)
-    names = [info.class_name(c) if info.name != "mnist" else str(c) for c in range(10)]
-    model = load_trained(args.model, dataset=info.name)
+    model = load_trained(args.model, dataset=info.name)  # refuses another class count
+    names = [info.class_name(c) if info.name != "mnist" else str(c) for c in range(info.num_classes)]
     attributor = Attributor(model)
     out_root = Path(args.out)
     features, y_train, x_train = compute.training_features(
