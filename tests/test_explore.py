@@ -249,14 +249,14 @@ def test_failed_build_leaves_the_old_site(tmp_path, tiny_model_path, monkeypatch
 # --dataset fashion ----------------------------------------------------------------------------
 
 def test_fashion_site_names_its_classes(tmp_path, tiny_fashion_model_path):
-    """A Fashion-MNIST site (tiny model, 1000 test images, one 5-step OIP per unit) says class
+    """A Fashion-MNIST site (tiny model, 300 test images, one 5-step OIP per unit) says class
     where MNIST says digit and names the classes: preferred class, image labels, tables."""
     from mnist_cnn.cli import main
     from mnist_cnn.datasets import FASHION
 
     out = tmp_path / "site"
     assert main(["explore", "--dataset", "fashion", "--model", str(tiny_fashion_model_path),
-                 "--out", str(out), "--limit", "1000", "--steps", "5", "--starts", "1",
+                 "--out", str(out), "--limit", "300", "--steps", "5", "--starts", "1",
                  "--precision", "float32"]) == 0
     site = json.loads((out / "site.json").read_text())
     assert site["dataset"] == "fashion" and site["class_names"] == list(FASHION.class_names)
