@@ -158,3 +158,25 @@ def test_with_an_explorer_site_of_the_model_the_top_maps_link_to_its_unit_pages(
     oips = sorted((page_dir / "img").glob("oip-conv_3-*.png"))
     assert len(oips) == 8  # taken from the site: nothing computed, nothing cached
     assert not list((tmp_path / "reports" / "predict" / ".cache").glob("oips-*"))
+
+
+def test_oips_without_a_site_are_computed_for_the_maps_shown_and_cached(tiny_model, tiny_model_path,
+                                                                         tmp_path):
+    """Only the maps asked for are optimised; each is kept per model and reused, and a map's OIP
+    does not depend on which maps were computed with it (start images are seeded per map)."""
+    import numpy as np
+
+    from analysis.predict import _oips
+
+    cache = tmp_path / "cache"
+    first = _oips(tiny_model, tiny_model_path, "conv_3", [0, 3], None, 3, cache)
+    assert sorted(first) == [0, 3] and first[0].shape == (28, 28)
+    (path,) = cache.glob("oips-conv_3-3-*.npz")
+    with np.load(path) as f:
+        assert sorted(f.files) == ["map_0", "map_3"]
+    second = _oips(tiny_model, tiny_model_path, "conv_3", [3, 5], None, 3, cache)
+    np.testing.assert_array_equal(second[3], first[3])  # from the cache
+    with np.load(path) as f:
+        assert sorted(f.files) == ["map_0", "map_3", "map_5"]
+    alone = _oips(tiny_model, tiny_model_path, "conv_3", [5], None, 3, tmp_path / "other")
+    np.testing.assert_allclose(alone[5], second[5], atol=1e-5)

@@ -35,8 +35,9 @@ def explorer_site(dataset, model_path):
 
 def _oips(model, model_path, layer, maps, site, steps, cache_dir):
     """{map: OIP image (28, 28)}: the site's pictures when an explorer site of this model
-    exists, else the OIPs of all the layer's maps, computed once per model (`steps` gradient
-    steps) and cached in `cache_dir`."""
+    exists, else the OIPs of the maps asked for (`steps` gradient steps), each computed once per
+    model and kept in `cache_dir` (start images are seeded per map, so a map's OIP does not
+    depend on which others were computed with it)."""
     import numpy as np
 
     if site is not None:
@@ -48,26 +49,27 @@ def _oips(model, model_path, layer, maps, site, steps, cache_dir):
             if path.is_file():
                 found[int(m)] = 1.0 - np.asarray(Image.open(path).convert("L"), np.float32) / 255
         return found
-    from mnist_cnn.config import TARGET_LAYERS
     from mnist_cnn.fileio import save_npz, sha256_file
 
-    if layer not in TARGET_LAYERS or steps == 0:
+    if steps == 0:
         return {}
     path = Path(cache_dir) / f"oips-{layer}-{steps}-{sha256_file(model_path)[:16]}.npz"
-    images = None
+    cached = {}
     if path.is_file():
         try:
             with np.load(path) as f:
-                images = f["images"]
+                cached = {int(k[4:]): f[k] for k in f.files if k.startswith("map_")}
         except (OSError, ValueError, KeyError):
-            images = None  # a damaged cache is rebuilt
-    if images is None:
+            cached = {}  # a damaged cache is rebuilt
+    missing = sorted({int(m) for m in maps} - set(cached))
+    if missing:
         from analysis.oip.ascent import OIPConfig
         from analysis.oip.compute import compute_oips
 
-        images = compute_oips(model, layer, None, OIPConfig(steps=steps), verbose=0)["images"]
-        save_npz(path, images=images)
-    return {int(m): images[int(m)] for m in maps}
+        result = compute_oips(model, layer, missing, OIPConfig(steps=steps), verbose=0)
+        cached.update({int(m): image for m, image in zip(result["maps"], result["images"])})
+        save_npz(path, **{f"map_{m}": image for m, image in sorted(cached.items())})
+    return {int(m): cached[int(m)] for m in maps}
 
 
 def run_predict(args) -> int:

@@ -26,8 +26,7 @@ def add(sub):
                    help="most active maps of the last conv layer shown (default 8)")
     p.add_argument("--oip-steps", type=nonneg_int, default=80,
                    help="gradient steps of their OIPs when no explorer site of the model exists "
-                        "(computed once per model for all the layer's maps, then cached; "
-                        "default 80; 0: none)")
+                        "(each map's computed once per model, then cached; default 80; 0: none)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="reports folder (default reports/predict; fashion: reports/fashion/predict)")
     add_check_only(p)
