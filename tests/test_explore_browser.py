@@ -18,13 +18,10 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
+from analysis.explore.draw import CHROMIUM_FLAGS as FLAGS  # the flags `make bench` uses too
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-# Known to work as root in a closed network: without the background-networking flags Chromium's
-# own connections are refused and logged.
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1200,900")
 
 
 def _missing() -> str | None:

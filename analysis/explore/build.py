@@ -136,10 +136,10 @@ def build_site(model, model_path, test_data, out, steps: int = 80, starts: int =
         raise UserError(f"the test data must hold images of every {info.class_noun} "
                         f"0-{info.num_classes - 1}; check --data/--limit")
     net = describe(model, num_classes=info.num_classes)
-    layers = C.sizes(net)
+    layers = {i.name: i.channels for i in net.units}  # units per unit layer
     t = time.perf_counter()
     acts = C.scan(model, x)
-    stats = {i.name: C.unit_statistics(acts[i.name], y, relu=C.is_relu(i) and i is not net.output_layer,
+    stats = {i.name: C.unit_statistics(acts[i.name], y, relu=i.activation == "relu",
                                        classes=info.num_classes) for i in net.units}
     t = lap("activations and statistics", t)
     causal = causal_effects(model, x, y)
@@ -202,7 +202,7 @@ def render_table(net) -> dict:
     "kind": "Conv2D 3x3, ReLU (after 2x2 max-pool)", "in_measure", "out_measure", "kernel"}}."""
     words = {"max_pool": "max-pool", "avg_pool": "average pool", "batch_norm": "batch norm",
              "global_avg_pool": "global average pool", "global_max_pool": "global max pool"}
-    acts = {"relu": "ReLU", "linear": "linear"}
+    acts = {"relu": "ReLU"}
     table = {}
     for i in net.units:
         role = "output" if i is net.output_layer else i.kind
@@ -211,7 +211,7 @@ def render_table(net) -> dict:
         after = [("x".join(map(str, b.kernel_size)) + " " if b.kernel_size else "") + words[b.kind]
                  for b in between if b.kind in words]
         if role == "output":
-            act = (i.activation if i.activation != "linear" else "linear") + " (logits shown)"
+            act = i.activation + " (logits shown)"
         else:
             act = acts.get(i.activation, i.activation)
         if i.kind == "conv":
@@ -225,8 +225,8 @@ def render_table(net) -> dict:
         above = net.above(i.name)
         table[i.name] = {
             "role": role, "kind": kind, "units": i.channels,
-            "in_measure": ("drive" if role == "output" and below and signed(net, i.name)
-                           else "weight" if below and signed(net, i.name) else "weight norm"),
+            "in_measure": (("drive" if role == "output" else "weight") if signed(net, i.name)
+                           else "weight norm"),
             "out_measure": "weight" if above and signed(net, above.name) else "weight norm",
             "kernel": "x".join(map(str, i.kernel_size)) if i.kernel_size else None}
     return table

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from analysis.explore.compute import logit_cut, outputs_by_name, weights_of
 from mnist_cnn.model import head_model, is_series_network, sub_model
 from mnist_cnn.network import describe
 
@@ -33,20 +34,8 @@ def _per_unit(fn, units):
     return tf.map_fn(fn, tf.range(units), fn_output_signature=tf.float32, parallel_iterations=1)
 
 
-def _logits_and_output(model, net):
-    """(cut from the input to every hidden unit layer and what the output Dense reads,
-    names of those outputs, output kernel, output bias)."""
-    hidden = [i.name for i in net.units[:-1]]
-    feeds = net.layers[net.output_layer.index - 1].name
-    names = hidden + ([] if feeds in hidden else [feeds])
-    w, b = (tf.constant(np.asarray(v, np.float32))
-            for v in model.get_layer(net.output_layer.name).get_weights())
-    return sub_model(model, names), names, feeds, w, b
-
-
-def _general_fn(model):
-    net = describe(model)
-    cut, names, feeds, wo, bo = _logits_and_output(model, net)
+def _general_fn(model, net):
+    cut, names, feeds, wo, bo = logit_cut(model, net)
     heads = {i.name: head_model(model, i.name) for i in net.units[:-1]}
     k = net.num_classes
 
@@ -61,8 +50,7 @@ def _general_fn(model):
     @tf.function(input_signature=[tf.TensorSpec([None, *net.input_shape], tf.float32),
                                   tf.TensorSpec([None, k], tf.float32)])
     def batch(x, onehot):
-        outs = cut(x, training=False)
-        outs = dict(zip(names, outs if isinstance(outs, (list, tuple)) else [outs]))
+        outs = outputs_by_name(cut, names, x)
         logits = tf.matmul(outs[feeds], wo) + bo
         keep = 1.0 - tf.eye(k)[:, None, :]  # output unit j: its logit set to 0
         result = {"base": _sums(tf.nn.softmax(logits)[None], onehot),
@@ -73,14 +61,12 @@ def _general_fn(model):
     return batch
 
 
-def _series_fn(model):
+def _series_fn(model, net):
     """The fast path for the series' network (conv-pool-conv-pool-conv-flatten-dense-dense,
     'valid' 3x3 convs, 2x2 pools); sizes read from the model."""
-    net = describe(model)
     c1, c2, c3 = net.conv_layers
     d1, out = net.dense_layers
-    w = {i.name: tuple(tf.constant(np.asarray(a, np.float32)) for a in
-                       model.get_layer(i.name).get_weights()) for i in net.units}
+    w = {name: tuple(map(tf.constant, pair)) for name, pair in weights_of(model).items()}
     cut = sub_model(model, [net.layers[c1.index + 1].name, net.layers[c2.index + 1].name,
                             c3.name, d1.name])
     (w2, b2), (w3, b3), (wd, bd), (wo, bo) = w[c2.name], w[c3.name], w[d1.name], w[out.name]
@@ -160,7 +146,7 @@ def causal_effects(model, x, y, batch: int = 500) -> dict:
     (ablated - intact) in accuracy and mean true-class probability per class and over all images.
     """
     net = describe(model)
-    step = _series_fn(model) if is_series_network(model) else _general_fn(model)
+    step = (_series_fn if is_series_network(model) else _general_fn)(model, net)
     x = np.asarray(x, np.float32)
     onehot = np.eye(net.num_classes, dtype=np.float32)[np.asarray(y).astype(int)]
     total = {}

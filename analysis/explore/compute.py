@@ -32,24 +32,9 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 TOP = 9  # test images shown per unit
 
 
-def unit_layers(net) -> tuple:
-    """Names of the unit layers (conv and dense), in network order."""
-    return tuple(i.name for i in net.units)
-
-
-def sizes(net) -> dict:
-    """{unit layer: its number of units (maps of a conv layer)}."""
-    return {i.name: i.channels for i in net.units}
-
-
 def unit_names(net) -> list:
     """All unit names in network order: conv_1-0 ... output-9 for the series' network."""
     return [f"{i.name}-{u}" for i in net.units for u in range(i.channels)]
-
-
-def is_relu(info) -> bool:
-    """Whether a unit layer's activation is a ReLU (zero is its floor; a unit can be dead)."""
-    return info.activation == "relu"
 
 
 def weights_of(model) -> dict:
@@ -58,22 +43,35 @@ def weights_of(model) -> dict:
             for i in describe(model).units}
 
 
+def logit_cut(model, net):
+    """(cut from the input to every hidden unit layer and to what the output Dense reads, the
+    names of those outputs, the name of what the output Dense reads, its kernel and bias as
+    constants): the logits are `outputs[feeds] @ kernel + bias` whatever the output activation."""
+    hidden = [i.name for i in net.units if i is not net.output_layer]
+    feeds = net.layers[net.output_layer.index - 1].name
+    names = hidden + ([] if feeds in hidden else [feeds])
+    kernel, bias = (tf.constant(np.asarray(v, np.float32))
+                    for v in model.get_layer(net.output_layer.name).get_weights())
+    return sub_model(model, names), names, feeds, kernel, bias
+
+
+def outputs_by_name(cut, names, x) -> dict:
+    """{name: tensor} of a `logit_cut` cut on x (Keras returns a bare tensor for one output)."""
+    outs = cut(x, training=False)
+    return dict(zip(names, outs if isinstance(outs, (list, tuple)) else [outs]))
+
+
 # ---------------------------------------------------------------------------------------------
 # Activations of every unit on a set of images.
 
 def _activation_fn(model):
     net = describe(model)
     hidden = [i for i in net.units if i is not net.output_layer]
-    feeds = net.layers[net.output_layer.index - 1]  # what the output Dense reads
-    names = [i.name for i in hidden] + ([] if feeds in hidden else [feeds.name])
-    cut = sub_model(model, names)
-    w_out, b_out = (tf.constant(w) for w in weights_of(model)[net.output_layer.name])
+    cut, names, feeds, w_out, b_out = logit_cut(model, net)
 
     @tf.function(input_signature=[tf.TensorSpec([None, *net.input_shape], tf.float32)])
     def forward(x):
-        maps = cut(x, training=False)
-        maps = maps if isinstance(maps, (list, tuple)) else [maps]
-        by_name = dict(zip(names, maps))
+        by_name = outputs_by_name(cut, names, x)
         out = {}
         for info in hidden:
             m = by_name[info.name]
@@ -84,7 +82,7 @@ def _activation_fn(model):
                                   tf.reduce_mean(flat, axis=1))
             else:
                 out[info.name] = m
-        out[net.output_layer.name] = tf.matmul(by_name[feeds.name], w_out) + b_out  # the logits
+        out[net.output_layer.name] = tf.matmul(by_name[feeds], w_out) + b_out  # the logits
         return out
     return forward
 

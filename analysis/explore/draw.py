@@ -213,7 +213,9 @@ def write_draw(out, model, x, y, dataset: str = "mnist", unit_pages=(), page=Non
     return [out / name for name in contents]
 
 
-# Headless Chromium as tests/test_explore_browser.py drives it (closed network, run as root).
+# Headless Chromium as `make bench` and the browser tests drive it. Known to work as root in a
+# closed network: without the background-networking flags Chromium's own connections are
+# refused and logged.
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--disable-dev-shm-usage", "--window-size=1200,900")

@@ -159,10 +159,14 @@ const DrawNet = (function () {
   }
 
   // ---------------------------------------------------------------- the network
+  function bytes(b64) {
+    const text = atob(b64), out = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+    return out;
+  }
+
   function floats(b64) {
-    const text = atob(b64), bytes = new Uint8Array(text.length);
-    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-    return new Float32Array(bytes.buffer);
+    return new Float32Array(bytes(b64).buffer);
   }
 
   // TensorFlow's rule: 'same' gives ceil(size / stride) outputs, the odd padding goes after
@@ -291,7 +295,8 @@ const DrawNet = (function () {
       if (!(spec.kind in RUN)) throw new Error("draw page: unknown layer kind " + spec.kind);
       const L = Object.assign({}, spec, { inShape: shape });
       let out;
-      if (spec.kind === "conv" || spec.kind.endsWith("pool") && !spec.kind.startsWith("global")) {
+      L.windowed = spec.kind === "conv" || spec.kind === "max_pool" || spec.kind === "avg_pool";
+      if (L.windowed) {
         const gy = geometry(shape[0], spec.kernel[0], spec.strides[0], spec.padding);
         const gx = geometry(shape[1], spec.kernel[1], spec.strides[1], spec.padding);
         L.padTop = gy.before;
@@ -334,7 +339,7 @@ const DrawNet = (function () {
     this.layers.forEach((L, i) => {
       let y;
       const local = R && L.shape.length === 3;
-      if (local && (L.kind === "conv" || L.kind === "max_pool" || L.kind === "avg_pool")) {
+      if (local && L.windowed) {
         R = reach(L, R);
         y = new Float32Array(base.outputs[i]);
         if (R) RUN[L.kind](L, input, y, R);
@@ -395,5 +400,5 @@ const DrawNet = (function () {
     });
   };
 
-  return { FIELD, toMnistField, areaWeights, activate, ACTIVATIONS, Net, floats };
+  return { FIELD, toMnistField, activate, ACTIVATIONS, Net, floats, bytes };
 })();

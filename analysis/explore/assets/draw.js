@@ -8,11 +8,7 @@
   const MODEL = window.DRAW_MODEL, SAMPLES = window.DRAW_SAMPLES, F = DrawNet.FIELD;
   const net = new DrawNet.Net(MODEL);
   const shown = net.layers.filter((L) => L.kind !== "flatten" && L.kind !== "dropout");
-  const samplePixels = (() => {
-    const text = atob(SAMPLES.pixels), bytes = new Uint8Array(text.length);
-    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-    return bytes;
-  })();
+  const samplePixels = DrawNet.bytes(SAMPLES.pixels);
   const $ = (id) => document.getElementById(id);
   // names come from the model file and the data set: text, never markup
   const esc = (text) => String(text).replace(/[&<>"']/g, (ch) => "&#" + ch.charCodeAt(0) + ";");

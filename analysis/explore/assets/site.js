@@ -11,8 +11,7 @@ function normalise(text) {
   // (a model's own names, such as "conv2d_1-3", are taken as typed when they exist)
   let s = text.trim().toLowerCase().replace(/[\s:/#.]+/g, "-").replace(/-+/g, "-").replace(/-$/, "");
   if (KNOWN.has(s) || LAYERS.includes(s)) return s;
-  s = s.replace(/^(conv|dense)-?(\d)/, "$1_$2");
-  return s.replace(/-$/, "");
+  return s.replace(/^(conv|dense)-?(\d)/, "$1_$2");
 }
 
 function setUpJump() {
