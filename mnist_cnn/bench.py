@@ -372,17 +372,20 @@ def ensure_model():
     return MODEL
 
 
-SECTION_NAMES = tuple(SECTIONS)
+def chosen_sections(names=None) -> list:
+    """The sections to run, in the order given (default all); UserError for an unknown one."""
+    chosen = list(names or SECTIONS)
+    unknown = [s for s in chosen if s not in SECTIONS]
+    if unknown:
+        from mnist_cnn.errors import UserError
+        raise UserError(f"unknown bench section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
+    return chosen
 
 
 def run_bench(sections=None, seeds: int = 3):
     """Run the chosen sections (default all), print their numbers and merge them into
     bench/results.json."""
-    chosen = list(sections or SECTIONS)
-    unknown = [s for s in chosen if s not in SECTIONS]
-    if unknown:
-        from mnist_cnn.errors import UserError
-        raise UserError(f"unknown bench section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
+    chosen = chosen_sections(sections)
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     results["machine"] = machine_facts(resolve("auto"))
     for name in chosen:

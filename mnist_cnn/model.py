@@ -101,16 +101,18 @@ def is_series_network(model) -> bool:
         tuple(model.get_layer(n).output.shape[1:]) == shape for n, shape in OUTPUT_SHAPES.items())
 
 
-def with_policy(model, dtype_policy: str = "float32") -> keras.Model:
+def with_policy(model, dtype_policy: str = "float32", path=None) -> keras.Model:
     """The same network and weights under another dtype policy (e.g. float32 for analysis).
 
-    The series' network is rebuilt by `build_model` (`with_weights`); any other model accepted
+    The series' network is rebuilt by `build_model` (`with_weights`), named after the data set
+    it was trained on (`model_dataset`, with the metrics.json beside `path` when the model was
+    loaded from a file); any other model accepted
     by `mnist_cnn.network.describe` is cloned layer by layer, the output Dense kept in float32.
     A linear output Dense becomes a softmax one (same weights): every analysis, and the
     training loss, reads class probabilities, and the logits stay its pre-activation.
     """
     if is_series_network(model):
-        dataset = model_dataset(model) or "mnist"
+        dataset = model_dataset(model, path) or "mnist"
         return with_weights(model.get_weights(), dtype_policy=dtype_policy, dataset=dataset)
     last = model.layers[-1].name
 
@@ -164,10 +166,7 @@ def load_trained(path, dataset=None) -> keras.Model:
     describe(saved, f"model {path}", num_classes=classes)
     if dataset is not None:
         check_dataset(saved, dataset, f"model {path}", path)
-    if is_series_network(saved):
-        trained = model_dataset(saved, path) or "mnist"
-        return with_weights(saved.get_weights(), dataset=trained)
-    return with_policy(saved, "float32")
+    return with_policy(saved, "float32", path)
 
 
 # Cuts: sub-models that share the trained weights (feature maps, OIPs, the ablation head).

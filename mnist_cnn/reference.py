@@ -260,14 +260,6 @@ def receptive_box(row, col, field, stride):
     return (row * stride, row * stride + field), (col * stride, col * stride + field)
 
 
-def info_rows(model):
-    """One dict per layer: name, type, output shape, parameters, receptive field, effective
-    stride (`mnist_cnn.network.Network.rows`: read from the model's own settings)."""
-    from mnist_cnn.network import describe
-
-    return describe(model).rows()
-
-
 def format_info(net, name: str) -> str:
     """The `info` table of a described network (`mnist_cnn.network.describe`)."""
     rows = net.rows()
@@ -287,12 +279,12 @@ def format_info(net, name: str) -> str:
     return "\n".join(lines)
 
 
-def print_info():
-    """`python -m mnist_cnn info`: the series' network's layers, shapes, parameters, receptive
-    fields."""
+def print_info(model=None):
+    """`python -m mnist_cnn info`: the layers, shapes, parameters and receptive fields of
+    `model` (default: the series' network, untrained)."""
     from mnist_cnn.model import build_model
     from mnist_cnn.network import describe
 
-    model = build_model()
+    model = build_model() if model is None else model
     print(format_info(describe(model), model.name))
     return 0

@@ -73,7 +73,7 @@ def run(args):
     from mnist_cnn.model import load_trained
 
     info = get_dataset(args.dataset)
-    out = args.out or analyze_out_dir(info.name, args.digit)
+    out = args.out  # check filled in the default
     # UserError for a missing/corrupt/refused model, or one trained on the other data set
     model = load_trained(args.model, dataset=info.name)
     _, test = load_dataset(info.name, args.data or None)

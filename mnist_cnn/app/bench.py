@@ -13,14 +13,10 @@ def add(sub):
 
 
 def check(args):
-    from mnist_cnn.bench import RESULTS, SECTION_NAMES
-    from mnist_cnn.errors import UserError
+    from mnist_cnn.bench import RESULTS, chosen_sections
 
     args.out = str(RESULTS.parent)  # tried for writing by main, like every command's --out
-    args.sections = [s.strip() for s in args.only.split(",") if s.strip()] or list(SECTION_NAMES)
-    unknown = [s for s in args.sections if s not in SECTION_NAMES]
-    if unknown:
-        raise UserError(f"unknown bench section {unknown[0]!r}; choose from {', '.join(SECTION_NAMES)}")
+    args.sections = chosen_sections([s.strip() for s in args.only.split(",") if s.strip()])
 
 
 def run(args):

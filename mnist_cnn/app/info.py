@@ -25,10 +25,7 @@ def check(args):
 
 
 def run(args):
-    from mnist_cnn.model import build_model, load_trained
-    from mnist_cnn.network import describe
-    from mnist_cnn.reference import format_info
+    from mnist_cnn.model import load_trained
+    from mnist_cnn.reference import print_info
 
-    model = build_model() if args.model is None else load_trained(args.model)
-    print(format_info(describe(model), model.name))
-    return 0
+    return print_info(None if args.model is None else load_trained(args.model))
