@@ -167,16 +167,17 @@ def test_oips_without_a_site_are_computed_for_the_maps_shown_and_cached(tiny_mod
     import numpy as np
 
     from analysis.predict import _oips
+    from mnist_cnn.fileio import sha256_file
 
-    cache = tmp_path / "cache"
-    first = _oips(tiny_model, tiny_model_path, "conv_3", [0, 3], None, 3, cache)
+    digest, cache = sha256_file(tiny_model_path), tmp_path / "cache"
+    first = _oips(tiny_model, digest, "conv_3", [0, 3], None, 3, cache)
     assert sorted(first) == [0, 3] and first[0].shape == (28, 28)
     (path,) = cache.glob("oips-conv_3-3-*.npz")
     with np.load(path) as f:
         assert sorted(f.files) == ["map_0", "map_3"]
-    second = _oips(tiny_model, tiny_model_path, "conv_3", [3, 5], None, 3, cache)
+    second = _oips(tiny_model, digest, "conv_3", [3, 5], None, 3, cache)
     np.testing.assert_array_equal(second[3], first[3])  # from the cache
     with np.load(path) as f:
         assert sorted(f.files) == ["map_0", "map_3", "map_5"]
-    alone = _oips(tiny_model, tiny_model_path, "conv_3", [5], None, 3, tmp_path / "other")
+    alone = _oips(tiny_model, digest, "conv_3", [5], None, 3, tmp_path / "other")
     np.testing.assert_allclose(alone[5], second[5], atol=1e-5)

@@ -18,10 +18,9 @@ import os
 from pathlib import Path
 
 
-def explorer_site(dataset, model_path):
-    """The explorer site of this model (same SHA-256), or None."""
+def explorer_site(dataset, digest):
+    """The explorer site of the model whose file has SHA-256 `digest`, or None."""
     from mnist_cnn.config import report_dir
-    from mnist_cnn.fileio import sha256_file
 
     site = Path(report_dir(dataset, "explorer"))
     try:
@@ -30,10 +29,10 @@ def explorer_site(dataset, model_path):
         return None
     if meta.get("generator") != "mnist_cnn explore":
         return None
-    return site if meta.get("model", {}).get("sha256") == sha256_file(model_path) else None
+    return site if meta.get("model", {}).get("sha256") == digest else None
 
 
-def _oips(model, model_path, layer, maps, site, steps, cache_dir):
+def _oips(model, digest, layer, maps, site, steps, cache_dir):
     """{map: OIP image (28, 28)}: the site's pictures when an explorer site of this model
     exists, else the OIPs of the maps asked for (`steps` gradient steps), each computed once per
     model and kept in `cache_dir` (start images are seeded per map, so a map's OIP does not
@@ -49,11 +48,11 @@ def _oips(model, model_path, layer, maps, site, steps, cache_dir):
             if path.is_file():
                 found[int(m)] = 1.0 - np.asarray(Image.open(path).convert("L"), np.float32) / 255
         return found
-    from mnist_cnn.fileio import save_npz, sha256_file
+    from mnist_cnn.fileio import save_npz
 
     if steps == 0:
         return {}
-    path = Path(cache_dir) / f"oips-{layer}-{steps}-{sha256_file(model_path)[:16]}.npz"
+    path = Path(cache_dir) / f"oips-{layer}-{steps}-{digest[:16]}.npz"
     cached = {}
     if path.is_file():
         try:
@@ -85,28 +84,30 @@ def run_predict(args) -> int:
 
     info = get_dataset(args.dataset)
     model = load_trained(args.model, dataset=info.name)  # refuses another class count
-    names = [info.class_name(c) if info.name != "mnist" else str(c) for c in range(info.num_classes)]
+    names = list(info.class_names)
     attributor = Attributor(model)
+    field_maps = compute.FieldMaps(model)
     out_root = Path(args.out)
+    digest = sha256_file(args.model)
     features, y_train, x_train = compute.training_features(
-        model, args.model, info.name, args.data, out_root / ".cache")
-    site = explorer_site(info.name, args.model)
+        model, digest, info.name, args.data, out_root / ".cache")
+    site = explorer_site(info.name, digest)
     layer = compute.last_conv(model)
-    model_info = {"file": str(args.model), "sha256": sha256_file(args.model)}
+    model_info = {"file": str(args.model), "sha256": digest}
     for path, ink in zip(args.images, args.inks):
         field = to_field(ink)
         probs = np.asarray(model(field[None, ..., None], training=False))[0]
         top3 = compute.answer(probs)
         label = top3[0][0]
         contrast = args.contrast if args.contrast is not None and args.contrast != label else top3[1][0]
-        maps = compute.feature_maps(model, field)
+        maps = field_maps(field)
         hidden = maps.pop("hidden")
         top = None
         oips = {}
         if layer is not None:
             idx, means = compute.top_maps(maps[layer], args.top)
             top = (layer, idx, means)
-            oips = _oips(model, args.model, layer, idx, site, args.oip_steps,
+            oips = _oips(model, digest, layer, idx, site, args.oip_steps,
                              out_root / ".cache")
         idx, dist = compute.nearest(features, hidden, 8)
         item = {"name": Path(path).name, "path": path, "ink": ink, "field": field,
@@ -114,7 +115,7 @@ def run_predict(args) -> int:
                 "maps": maps, "top": top,
                 "attributions": compute.attributions(attributor, field, label, contrast),
                 "neighbours": (idx, dist, y_train[idx], x_train[idx]),
-                "hidden_layer": compute.hidden_layer_name(model), "hidden_units": int(hidden.size),
+                "hidden_layer": field_maps.hidden, "hidden_units": int(hidden.size),
                 "model": model_info}
         target = out_root / Path(path).stem
         link = os.path.relpath(site, target) if site is not None else None

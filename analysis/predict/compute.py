@@ -10,18 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from analysis.attribution.evaluate import measure
-from analysis.attribution.methods import output_dense, target_weights
+from analysis.attribution.methods import target_weights
+from analysis.feature_maps import FeatureExtractor
 from mnist_cnn.fileio import save_npz, sha256_file
+from mnist_cnn.model import sub_model
 from mnist_cnn.network import describe
-
-
-def map_layer_names(model) -> list:
-    """Layers whose output is a stack of maps (H, W, C), in order (`network.describe`)."""
-    return [info.name for info in describe(model).map_layers]
 
 
 def hidden_layer_name(model) -> str:
@@ -30,35 +26,37 @@ def hidden_layer_name(model) -> str:
     return net.layers[net.output_layer.index - 1].name if net.output_layer.index else "input"
 
 
-def feature_maps(model, field: np.ndarray) -> dict:
-    """{layer: (H, W, C) maps} of one 28x28 field for every map layer, and the last hidden
-    layer's vector under "hidden"."""
-    names = map_layer_names(model)
-    hidden = output_dense(model).input
-    cut = keras.Model(model.inputs[0], [*(model.get_layer(n).output for n in names), hidden])
-    outs = cut(field[None, ..., None].astype(np.float32), training=False)
-    outs = outs if isinstance(outs, (list, tuple)) else [outs]
-    result = {n: np.asarray(o[0]) for n, o in zip(names, outs[:-1])}
-    result["hidden"] = np.asarray(outs[-1][0])
-    return result
+class FieldMaps:
+    """Every map layer's maps and the last hidden layer's vector for one 28x28 field, from one
+    cut built once per run (called eagerly: one image would not repay a trace)."""
+
+    def __init__(self, model):
+        self.names = [info.name for info in describe(model).map_layers]
+        self.hidden = hidden_layer_name(model)
+        self.cut = sub_model(model, [*self.names, self.hidden])
+
+    def __call__(self, field: np.ndarray) -> dict:
+        """{layer: (H, W, C) maps} of `field`, and the hidden layer's vector under "hidden"."""
+        outs = self.cut([field[None, ..., None].astype(np.float32)], training=False)  # sub_model's inputs are a list
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        result = {n: np.asarray(o[0]) for n, o in zip(self.names, outs[:-1])}
+        result["hidden"] = np.asarray(outs[-1][0])
+        return result
 
 
 def hidden_features(model, x, batch: int = 5000) -> np.ndarray:
     """The last hidden layer's activations (N, units) of images x (N, 28, 28, 1)."""
-    import tensorflow as tf
-
-    cut = keras.Model(model.inputs[0], output_dense(model).input)
-    forward = tf.function(lambda v: cut(v, training=False),
-                          input_signature=[tf.TensorSpec([None, *cut.inputs[0].shape[1:]], tf.float32)])
-    return np.concatenate([np.asarray(forward(x[i:i + batch])) for i in range(0, len(x), batch)])
+    name = hidden_layer_name(model)
+    return FeatureExtractor(model, [name], batch_size=batch)(x)[name]
 
 
-def training_features(model, model_path, dataset, data_path, cache_dir) -> tuple:
+def training_features(model, digest, dataset, data_path, cache_dir) -> tuple:
     """(features (N, units) float16, labels, images uint8) of the training images, cached in
-    `cache_dir` under the model's SHA-256 (computed once per model: ~60,000 forward passes)."""
+    `cache_dir` under the model file's SHA-256 `digest` (computed once per model: ~60,000
+    forward passes)."""
     from mnist_cnn.data import load_dataset, to_input
 
-    key = f"{dataset}-{sha256_file(model_path)[:16]}"
+    key = f"{dataset}-{digest[:16]}"
     if data_path:
         key += f"-{sha256_file(data_path)[:8]}"
     path = Path(cache_dir) / f"neighbours-{key}.npz"
