@@ -14,9 +14,7 @@ import html
 import numpy as np
 
 from analysis.attribution import faithfulness
-from analysis.attribution.methods import title
-
-COMPLETENESS_TOLERANCE = 0.01  # integrated gradients: |sum - (f(x) - f(0))| <= 1% of |f(x) - f(0)|
+from analysis.attribution.methods import COMPLETENESS_TOLERANCE, title
 
 
 def measure(attributor, x, w, steps: int = 16, randomise: int = 20, seed: int = 0,

@@ -54,6 +54,9 @@ def conv_layer_names(model) -> list:
     return [info.name for info in describe(model).conv_layers]
 
 
+COMPLETENESS_TOLERANCE = 0.01  # integrated gradients: |sum - (f(x) - f(0))| <= 1% of |f(x) - f(0)|
+
+
 def output_dense(model):
     """The model's output Dense layer (softmax or linear; `describe` refuses anything else)."""
     return model.get_layer(describe(model).output_layer.name)
@@ -112,10 +115,9 @@ class Attributor:
     def __init__(self, model, smooth_samples: int = 16, smooth_noise: float = 0.15,
                  ig_steps: int = 16, patch: int = 4, stride: int = 4, rows: int = 2048,
                  seed: int = 0):
-        self.model = model
         self.net = logit_network(model)
-        self.conv_names = conv_layer_names(model)
         network = describe(model)
+        self.conv_names = [info.name for info in network.conv_layers]
         self.input_shape = tuple(network.input_shape)
         self.num_classes = int(network.num_classes)
         self.smooth_samples, self.smooth_noise = int(smooth_samples), float(smooth_noise)
@@ -202,7 +204,8 @@ class Attributor:
         grads = self.gradient(path, np.repeat(w, m, axis=0)).reshape(len(x), m, *x.shape[1:])
         return (grads.mean(axis=1) * x).sum(axis=-1)
 
-    def integrated_gradients(self, x, w, return_check: bool = False, tolerance: float = 0.01,
+    def integrated_gradients(self, x, w, return_check: bool = False,
+                             tolerance: float = COMPLETENESS_TOLERANCE,
                              max_steps: int = 1024):
         """Maps (N, H, W). The path is sampled at `ig_steps` points; an image whose map misses
         completeness by more than `tolerance` (relative) is done again with twice the points,
