@@ -65,5 +65,5 @@ def write_oips(model, layer: str, out, x_data=None, maps=None, steps: int = 200,
                  activation=result["activation"], data_max=result["data_max"],
                  dead=result["dead"], start_activation=result["start_activation"])
         save_figure(plot_oips(result["images"], result["maps"], result["activation"], layer,
-                              result["data_max"], relu=result["relu"]), stage(files[1]))
+                              result["data_max"], dead=result["dead"]), stage(files[1]))
     return {**result, "quality": oip_quality(result), "files": files}

@@ -18,7 +18,7 @@ def _grid_columns(n: int) -> int:
 
 
 def plot_oips(images, maps, activation, layer: str, data_max=None, labels=None, title=None,
-              relu=None):
+              dead=None):
     """Grid of OIPs, each tile labelled with its map index and final activation.
 
     Parameters
@@ -26,13 +26,11 @@ def plot_oips(images, maps, activation, layer: str, data_max=None, labels=None, 
     images : array (N, 28, 28) in [0, 1]
     maps, activation : arrays (N,)
     layer : str
-    data_max : array (N,), optional; tiles whose activation does not exceed it get a red label,
-        maps dead on the data "dead".
+    data_max : array (N,), optional; tiles whose activation does not exceed it get a red label.
     labels : list of str, optional, extra text per tile (e.g. "AUC 0.93").
     title : str, optional
-    relu : bool, optional
-        Whether the layer's activation is a ReLU (a data maximum <= 0 then means "dead");
-        default: every layer but the series' "output" (its logits).
+    dead : bool array (N,), optional
+        Maps dead on the data, labelled "dead" (`compute_oips`'s "dead": only for ReLU layers).
 
     Returns
     -------
@@ -59,9 +57,7 @@ def plot_oips(images, maps, activation, layer: str, data_max=None, labels=None, 
     for i in range(n):
         r, q = divmod(i, cols)
         weak = data_max is not None and np.isfinite(data_max[i]) and not activation[i] > data_max[i]
-        dead = (data_max is not None and np.isfinite(data_max[i]) and data_max[i] <= 0
-                and (layer != "output" if relu is None else relu))
-        text = f"{int(maps[i])}: {activation[i]:.3g}" + (" dead" if dead else "")
+        text = f"{int(maps[i])}: {activation[i]:.3g}" + (" dead" if dead is not None and dead[i] else "")
         if labels:
             text += "\n" + labels[i]
         ax.text(q * (tile + 1) + tile / 2 - 0.5, r * (tile + gap) + gap - 1, text, ha="center",

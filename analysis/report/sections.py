@@ -299,7 +299,7 @@ def oip_section(ctx: Context) -> Section:
     labels = [f"AUC {auc[m]:.2f}" for m in maps]
     figures = [ctx.figure(
         f"oip_{L}_top",
-        plot_oips(r["images"], maps, r["activation"], L, r["data_max"], labels,
+        plot_oips(r["images"], maps, r["activation"], L, r["data_max"], labels, dead=r["dead"],
                   title=f"OIPs of the {REPORT_MAPS} {L} maps that most prefer {d} over {c} "
                         f"(top row) and {c} over {d} (bottom row)"),
         f"Input patterns (OIPs) that maximise the mean activation of the {L} maps that best "
