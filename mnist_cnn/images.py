@@ -37,6 +37,7 @@ class Ink:
     format: str          # "PNG", "JPEG", ...
     polarity: str        # "dark ink on light paper", "light ink on dark paper", "opaque ink (alpha)"
     paper: float         # grey level of the paper (0 black, 1 white)
+    preview: object = None  # the image as given, fitted for a report (`thumbnail`)
 
 
 def read_image(path):
@@ -153,7 +154,7 @@ def load_ink(path, threshold: float = NOISE_THRESHOLD) -> Ink:
     except UserError as e:
         raise UserError(f"{path}: {e}") from None
     return Ink(ink=ink, size=image.size, mode=image.mode, format=fmt, polarity=polarity,
-               paper=paper)
+               paper=paper, preview=thumbnail(image))
 
 
 def to_field(ink: Ink) -> np.ndarray:
@@ -161,11 +162,10 @@ def to_field(ink: Ink) -> np.ndarray:
     return to_mnist_field(ink.ink, threshold=0.0)
 
 
-def thumbnail(path, side: int = 280):
-    """The image as given, fitted into side x side for the report (RGB, Pillow image)."""
+def thumbnail(image, side: int = 280):
+    """A Pillow image (as `read_image` gives it) fitted into side x side for a report, RGB."""
     from PIL import Image
 
-    image, _ = read_image(path)
     image = image.convert("RGBA")
     image.thumbnail((side, side))
     flat = Image.new("RGB", image.size, (128, 128, 128))  # transparency shown as mid grey

@@ -79,7 +79,7 @@ def run_predict(args) -> int:
     from analysis.predict import compute, page
     from mnist_cnn.datasets import get_dataset
     from mnist_cnn.fileio import atomic_dir, sha256_file
-    from mnist_cnn.images import thumbnail, to_field
+    from mnist_cnn.images import to_field
     from mnist_cnn.model import load_trained
 
     info = get_dataset(args.dataset)
@@ -111,7 +111,7 @@ def run_predict(args) -> int:
                              out_root / ".cache")
         idx, dist = compute.nearest(features, hidden, 8)
         item = {"name": Path(path).name, "path": path, "ink": ink, "field": field,
-                "thumbnail": thumbnail(path), "answer": top3, "contrast": int(contrast),
+                "thumbnail": ink.preview, "answer": top3, "contrast": int(contrast),
                 "maps": maps, "top": top,
                 "attributions": compute.attributions(attributor, field, label, contrast),
                 "neighbours": (idx, dist, y_train[idx], x_train[idx]),
