@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from mnist_cnn.network import PADDINGS, padding_amounts  # noqa: F401 (TensorFlow's "same" rule)
+from mnist_cnn.network import padding_amounts  # TensorFlow's "same" rule
 
 
 # --- padding -------------------------------------------------------------------------------

@@ -65,15 +65,10 @@ def unit_attributions(model, units: list, x: np.ndarray, rows: int = 2048) -> di
 def write_pictures(out, attributions: dict, x: np.ndarray, units: list) -> None:
     """img/<unit>-attribution.png: the top images' maps in a row (red drives the unit up, blue
     down, over the image in grey), at native resolution with 1-px gaps, like the other strips."""
-    from PIL import Image
-
+    from analysis.explore.images import save_png, tile_row
     from analysis.predict.pictures import overlay
 
     by_name = {u["name"]: u for u in units}
     for name, maps in attributions.items():
         tiles = [overlay(x[t["index"]][..., 0], m) for t, m in zip(by_name[name]["top"], maps)]
-        h, w = tiles[0].shape[:2]
-        strip = np.full((h, len(tiles) * (w + 1) - 1, 3), 255, np.uint8)
-        for i, tile in enumerate(tiles):
-            strip[:, i * (w + 1):i * (w + 1) + w] = tile
-        Image.fromarray(strip).save(f"{out}/img/{name}-attribution.png", compress_level=6)
+        save_png(tile_row(tiles, gap=1), f"{out}/img/{name}-attribution.png")

@@ -24,9 +24,14 @@ def strip(images, gap: int = GAP) -> np.ndarray:
     """A row of images (each (H, W) in [0, 1], top-aligned) as one grey uint8 array at native
     resolution, white between them. Pages enlarge it with `image-rendering: pixelated`, which
     keeps the files tiny and fast to write; boxes are drawn over it by the page."""
-    tiles = [gray(np.asarray(img)) for img in images]
+    return tile_row([gray(np.asarray(img)) for img in images], gap)
+
+
+def tile_row(tiles, gap: int = GAP) -> np.ndarray:
+    """uint8 tiles, grey (H, W) or colour (H, W, 3), top-aligned in a row, white between them."""
     height = max(t.shape[0] for t in tiles)
-    out = np.full((height, sum(t.shape[1] for t in tiles) + gap * (len(tiles) - 1)), 255, np.uint8)
+    width = sum(t.shape[1] for t in tiles) + gap * (len(tiles) - 1)
+    out = np.full((height, width, *tiles[0].shape[2:]), 255, np.uint8)
     x = 0
     for t in tiles:
         out[:t.shape[0], x:x + t.shape[1]] = t
@@ -52,7 +57,7 @@ def crops(images, boxes) -> list:
 
 
 def save_png(array: np.ndarray, path) -> tuple:
-    """Write a uint8 (H, W) grey array as PNG; returns its (width, height)."""
+    """Write a uint8 grey (H, W) or RGB (H, W, 3) array as PNG; returns its (width, height)."""
     Image.fromarray(array).save(path, compress_level=6)
     return array.shape[1], array.shape[0]
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from analysis.attribution.evaluate import public, table_html
 from analysis.attribution.methods import title
-from analysis.explore.images import gray
+from analysis.explore.images import gray, save_png
 from analysis.predict import pictures as pic
 from mnist_cnn.fileio import write_bytes, write_json
 
@@ -32,7 +32,7 @@ def _attribution_block(out: Path, field, result: dict, key: str, heading: str) -
     figs = []
     for name, maps in result["maps"].items():
         src = f"img/{key}-{name.replace(':', '-')}.png"
-        pic.save(pic.overlay(field, maps[0]), out / src, scale=1)
+        save_png(pic.overlay(field, maps[0]), out / src)
         total = float(maps[0].sum())
         figs.append(_fig(src, f"{html.escape(title(name))} (sum {total:+.3g})", 140, 140))
     curves = result["deletion"]["curves"]
@@ -59,7 +59,7 @@ def write_report(out, item: dict, oips: dict, site_link, names) -> dict:
     out = Path(out)
     (out / "img").mkdir()
     item["thumbnail"].save(out / "img" / "given.png")
-    pic.save(pic.field_png(item["field"]), out / "img" / "field.png")
+    save_png(gray(item["field"]), out / "img" / "field.png")
     (label, p1), *others = item["answer"]
     contrast = item["contrast"]
     ink = item["ink"]
@@ -76,7 +76,7 @@ def write_report(out, item: dict, oips: dict, site_link, names) -> dict:
 
     layers = []
     for name, maps in item["maps"].items():
-        w, h = pic.save(pic.feature_grid(maps), out / "img" / f"maps-{name}.png")
+        w, h = save_png(pic.feature_grid(maps), out / "img" / f"maps-{name}.png")
         scale = max(1, min(4, 420 // max(w, 1)))
         layers.append(_fig(f"img/maps-{name}.png", f"{name}: {maps.shape[-1]} maps of "
                            f"{maps.shape[0]}x{maps.shape[1]}", w * scale, h * scale))
@@ -89,10 +89,10 @@ def write_report(out, item: dict, oips: dict, site_link, names) -> dict:
         for i, m in zip(idx, means):
             unit = f"{layer}-{int(i)}"
             act = item["maps"][layer][..., int(i)]
-            pic.save(gray(act / act.max() if act.max() > 0 else act), out / "img" / f"top-{unit}.png")
+            save_png(gray(act / act.max() if act.max() > 0 else act), out / "img" / f"top-{unit}.png")
             body = _fig(f"img/top-{unit}.png", f"map {int(i)}: mean {m:.3g}", 84, 84)
             if int(i) in oips:
-                pic.save(gray(oips[int(i)]), out / "img" / f"oip-{unit}.png")
+                save_png(gray(oips[int(i)]), out / "img" / f"oip-{unit}.png")
                 body += _fig(f"img/oip-{unit}.png", "its OIP", 84, 84)
             if site_link:
                 body = f'<a href="{site_link}/{unit}.html">{body}</a>'
@@ -116,7 +116,7 @@ def write_report(out, item: dict, oips: dict, site_link, names) -> dict:
     idx, dist, y, images = item["neighbours"]
     figs = []
     for rank, (i, d) in enumerate(zip(idx, dist)):
-        pic.save(gray(images[rank] / 255.0), out / "img" / f"near-{rank}.png")
+        save_png(gray(images[rank] / 255.0), out / "img" / f"near-{rank}.png")
         figs.append(_fig(f"img/near-{rank}.png", f"#{int(i)} {html.escape(str(names[int(y[rank])]))}"
                          f" d={d:.2f}", 84, 84))
     near_html = (f"<h2>Nearest training images</h2><p class='small'>In the space of the last "

@@ -11,9 +11,8 @@ from __future__ import annotations
 import html
 
 import numpy as np
-from PIL import Image
 
-from analysis.explore.images import gray, grid
+from analysis.explore.images import grid
 
 
 def diverging(values: np.ndarray) -> np.ndarray:
@@ -33,16 +32,6 @@ def overlay(image: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.round(colour * (1 - 0.35 * ink)).astype(np.uint8)
 
 
-def save(array: np.ndarray, path, scale: int = 1) -> tuple:
-    """Write a uint8 grey (H, W) or RGB (H, W, 3) array as PNG, enlarged `scale` times
-    (nearest neighbour); returns (width, height)."""
-    image = Image.fromarray(array)
-    if scale > 1:
-        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-    image.save(path, compress_level=6)
-    return image.size
-
-
 def feature_grid(maps: np.ndarray) -> np.ndarray:
     """A layer's maps (H, W, C) as a grey grid, all maps on one scale (the layer's maximum), so
     strong and weak maps can be told apart; ink dark."""
@@ -50,11 +39,6 @@ def feature_grid(maps: np.ndarray) -> np.ndarray:
     top = maps.max()
     cols = int(np.ceil(np.sqrt(len(maps) * 2)))
     return grid(maps / top if top > 0 else maps, cols=cols, gap=1)
-
-
-def field_png(field: np.ndarray) -> np.ndarray:
-    """The 28x28 field as the network sees it (ink dark)."""
-    return gray(field)
 
 
 def curves_svg(curves: dict, kind: str, width: int = 320, height: int = 170) -> str:
