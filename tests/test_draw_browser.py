@@ -47,6 +47,32 @@ def open_draw(browser, folder):
     assert urls and all(u.startswith("file://") for u in urls), urls
 
 
+def test_the_page_opens_on_a_test_image(browser, explorer_site, tiny_model, mnist):
+    """At load the page shows test image #0 as its take button does: the input, the bars with
+    Keras' probabilities, and every layer's grid coloured (not the blank grey of no input)."""
+    open_draw(browser, explorer_site.resolve())
+    (x_test, y_test) = mnist[1]
+    x = np.asarray(browser.execute_script("return drawPage.field()"), np.float32).reshape(28, 28)
+    np.testing.assert_allclose(x, x_test[0] / np.float32(255), atol=1e-7)
+    state = browser.execute_script("return drawPage.state()")
+    np.testing.assert_allclose(state["probs"], np.asarray(tiny_model(x[None, ..., None]))[0],
+                               atol=TOLERANCE)
+    assert f"test image #0, label {y_test[0]}; the network says" in \
+        browser.find_element("id", "sample-info").text
+    colours = browser.execute_script("""
+        return [...document.querySelectorAll('canvas[data-layer], #field')].map((c) => {
+          const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, seen = new Set();
+          for (let i = 0; i < d.length; i += 4) seen.add(d[i] + ',' + d[i + 1] + ',' + d[i + 2]);
+          return [c.dataset.layer || c.id, [...seen]];
+        });""")
+    grids = [layer["name"] for layer in browser.execute_script("return drawPage.layers")
+             if layer["kind"] not in ("flatten", "dropout")]
+    assert sorted(name for name, _ in colours) == sorted(grids + ["field"])
+    for name, seen in colours:  # blank: white gaps and grey cells, or a white field
+        assert set(seen) - {"255,255,255", "235,235,235"}, f"{name} is blank at load"
+        assert len(seen) > 2, f"{name}: {seen}"
+
+
 def keras_layers(model, x, knocked=None):
     """Every layer's output (in chain order) with the units of `knocked` ({layer: [units]})
     zeroed after their layer, as the page does; plain Keras layer calls."""

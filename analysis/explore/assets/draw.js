@@ -299,6 +299,7 @@
   let occlusionTimer = 0;
   function occludeSoon() {
     clearTimeout(occlusionTimer);
+    state.occlusion = null; // the one shown is of the input before
     occlusionTimer = setTimeout(occlude, 150);
   }
 
@@ -381,5 +382,6 @@
         occlusion_ms: occlusionMs, render_ms: performance.now() - t, repeats };
     },
   };
-  fromPad();
+  // Open on a test image, as the take button does: every grid and bar shows something at once.
+  takeSample(+$("sample-index").value);
 })();
