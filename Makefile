@@ -55,7 +55,8 @@ help:
 	@echo "  bench        speed and accuracy vs the keras-io example [BENCH_SEEDS=3] -> bench/results.json"
 	@echo "  test         the test suite [TEST_WORKERS=2] -> printed"
 	@echo "  venv         build .venv from requirements.txt (every command does this first) -> .venv/"
-	@echo "  clean        remove reports/, bench/results.json, models/logs, models/backup"
+	@echo "  clean        remove reports/, bench/results.json, models/logs, models/backup, and the hidden"
+	@echo "               temporary files a killed run left in models/ and bench/"
 	@echo "  help         this list"
 	@echo "analyze, oip, explore and predict first train the default model when it is missing: models/mnist_cnn.keras (fashion: models/fashion/)."
 	@echo "Your own model: MODEL=my.keras on evaluate, analyze, oip, explore, predict, info (docs/own-model.md)."
@@ -148,5 +149,8 @@ TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 
+# The hidden temporaries of killed writes (mnist_cnn/leftovers.py, standard library only: no
+# .venv needed); each run removes those of dead writers beside what it writes.
 clean:
 	rm -rf reports bench/results.json models/logs models/backup
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m mnist_cnn.leftovers models bench

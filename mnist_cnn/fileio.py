@@ -8,6 +8,12 @@ permission denied, a file where a folder should be: `WRITE_FAULTS`) becomes a `W
 UserError that names the final path (never the temporary one) and the reason; the command line
 prints it in one line with exit status 2. The temporary file is removed and what was at the path
 before stays as it was. `check_writable` tries a folder before the expensive work starts.
+
+What a killed process (`kill -9`, a power cut) leaves, hidden temporaries beside their final
+names, is removed by the next write into the same folder: each temporary's name carries its
+writer's PID and machine, so only a dead writer's are touched (`mnist_cnn.leftovers`). A folder
+is replaced in one step where Linux has `renameat2(RENAME_EXCHANGE)`; elsewhere by two renames,
+and a folder moved aside by a run killed between them is put back.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 from mnist_cnn.errors import UserError
+from mnist_cnn.leftovers import exchange, prefix, sweep
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -112,7 +120,7 @@ def check_writable(folder, need_bytes=0):
     if not where.is_dir():
         raise WriteError(folder, f"{where} is a file, not a folder", "remove it or write elsewhere")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=where)
+        fd, probe = tempfile.mkstemp(prefix=prefix("write-check"), dir=where)
         try:
             os.write(fd, bytes(4096))  # a full file system refuses the first block
         finally:
@@ -141,7 +149,8 @@ def atomic_path(path, suffix=None):
     Yields
     ------
     Path
-        Where to write. Removed again if the block raises.
+        Where to write. Removed again if the block raises; removed by the next write into the
+        same folder if the process is killed (`mnist_cnn.leftovers`).
 
     Raises
     ------
@@ -151,8 +160,9 @@ def atomic_path(path, suffix=None):
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp",
-                                   dir=path.parent)
+        sweep(path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=prefix(path.name),
+                                   suffix=suffix or path.suffix or ".tmp", dir=path.parent)
     except OSError as e:
         _raise_write_error(e, path)
     os.close(fd)
@@ -174,6 +184,11 @@ def atomic_path(path, suffix=None):
 def atomic_dir(path):
     """Yield a temporary folder beside `path`; on success it replaces `path` whole.
 
+    The old and the new folder are swapped in one step (`leftovers.exchange`); where the file system
+    cannot, the old one is renamed aside first, and a run killed between the two renames
+    leaves it aside (`.NAME.old.*`), where the next write beside `path` finds it and puts it
+    back. What a killed run leaves beside `path` is removed by the next (`mnist_cnn.leftovers`).
+
     A write fault in the block or the swap raises WriteError naming the file under `path` that
     could not be written; the temporary folder is removed and `path` stays as it was.
     """
@@ -182,19 +197,20 @@ def atomic_dir(path):
         raise WriteError(path, "it is a file, not a folder", "remove it or write elsewhere")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        sweep(path.parent, again=True)  # also puts back a folder a killed swap moved aside
+        tmp = Path(tempfile.mkdtemp(prefix=prefix(path.name), dir=path.parent))
     except OSError as e:
         _raise_write_error(e, path)
     _FINAL[str(tmp)] = path
     try:
         yield tmp
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+        if not path.exists():
+            os.replace(tmp, path)
+        elif not exchange(tmp, path):  # (swapped: tmp holds the old folder, removed below)
+            old = Path(tempfile.mkdtemp(prefix=prefix(path.name, old=True), dir=path.parent))
             os.replace(path, old / path.name)
             os.replace(tmp, path)
             shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
     except OSError as e:
         _raise_write_error(e, path, in_block=True)
     finally:
@@ -251,33 +267,67 @@ def sha256_file(path, chunk=1 << 20) -> str:
     return h.hexdigest()
 
 
+def _open_locked(lock: Path):
+    """Open `lock` and flock it: (file, whether this call created the file), or (None, file)
+    if another process holds it (the file open, for its holder's line). Retried until the file
+    locked is the one under the name: a holder removes it when done, possibly after this
+    process opened it and before it got the lock."""
+    import fcntl
+
+    for attempt in range(100):
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd, created = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666), True
+            except FileExistsError:
+                fd, created = os.open(lock, os.O_RDWR), False
+        except FileNotFoundError:  # removed meanwhile, or its folder, by a run that made them
+            if attempt == 99:
+                raise
+            continue
+        f = open(fd, "r+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None, f
+        try:
+            now = os.stat(lock)
+        except FileNotFoundError:
+            now = None
+        mine = os.fstat(f.fileno())
+        if now is not None and (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
+            return f, created
+        f.close()
+    raise OSError(errno.EAGAIN, "the lock file keeps changing", str(lock))
+
+
 @contextlib.contextmanager
 def exclusive_lock(folder, what="training"):
     """Hold an exclusive lock on `folder` for the block: one writer per output folder.
 
     The lock is an advisory `flock` on `folder/.lock`, so the OS releases it when the process
     dies, however it dies; a stale file never blocks anyone. A second process that asks for the
-    same folder gets a UserError naming the one that holds it.
+    same folder gets a UserError naming the one that holds it. When the block ends the holder
+    removes the file (still holding it: one that opened it meanwhile tries again), and the
+    folder too if the lock made it and nothing else was written there: a refused or failed run
+    into a new folder leaves nothing. Only an empty `.lock` of an earlier version, which kept
+    it, is kept as it was.
     """
-    import fcntl
-
     folder = Path(folder)
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        f = open(folder / ".lock", "a+")
+        f, created = _open_locked(folder / ".lock")
     except OSError as e:
         _raise_write_error(e, folder)
-    with f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            raise UserError(f"{folder}/ is in use by {holder}; wait for it to finish "
-                            "or write elsewhere (--out-dir)") from None
-        import sys
+    if f is None:
+        with created:
+            holder = created.read().strip() or "another process"
+        raise UserError(f"{folder}/ is in use by {holder}; wait for it to finish "
+                        "or write elsewhere (--out-dir)") from None
+    with f:  # closing it releases the lock
         import time
 
+        remove = created or bool(f.read())  # a line of a holder killed before its release
         f.seek(0)
         f.truncate()
         f.write(f"{what} pid {os.getpid()} (started {time.strftime('%H:%M:%S')}: "
@@ -286,6 +336,13 @@ def exclusive_lock(folder, what="training"):
         try:
             yield
         finally:
-            f.seek(0)
-            f.truncate()
-            fcntl.flock(f, fcntl.LOCK_UN)
+            if remove:
+                (folder / ".lock").unlink(missing_ok=True)
+            else:
+                f.seek(0)
+                f.truncate()
+            for p in made:  # innermost first, each only if empty
+                try:
+                    p.rmdir()
+                except OSError:
+                    break
