@@ -215,7 +215,9 @@ def atomic_dir(path):
         _raise_write_error(e, path, in_block=True)
     finally:
         _FINAL.pop(str(tmp), None)
-        if tmp.exists():
+        if tmp.is_symlink():  # `path` was a link to a folder, swapped out
+            tmp.unlink()
+        elif tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
 

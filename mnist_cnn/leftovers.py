@@ -151,19 +151,25 @@ _NO_EXCHANGE = {errno.ENOSYS, errno.EPERM, errno.EINVAL, errno.EOPNOTSUPP, errno
 
 def _renameat2():
     """libc's renameat2, or the raw system call where libc is older (glibc < 2.28); None
-    outside Linux or on an unknown processor."""
+    outside Linux or on a processor whose call number is not known here."""
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
-    import platform
 
     libc = ctypes.CDLL(None, use_errno=True)
-    if hasattr(libc, "renameat2"):
-        call = libc.renameat2
-        call.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                         ctypes.c_uint]
-        call.restype = ctypes.c_int
-        return call
+    if not hasattr(libc, "renameat2"):
+        return _renameat2_syscall(libc)
+    call = libc.renameat2
+    call.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    call.restype = ctypes.c_int
+    return call
+
+
+def _renameat2_syscall(libc):
+    """renameat2 through libc's syscall(2) (same arguments), or None."""
+    import ctypes
+    import platform
+
     number = _RENAMEAT2_SYSCALL.get(platform.machine())
     if number is None:
         return None

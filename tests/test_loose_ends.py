@@ -161,6 +161,33 @@ def test_a_folder_is_replaced_in_one_step(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["report"]
 
 
+def test_the_system_call_exchanges_where_libc_has_no_renameat2(tmp_path):
+    """glibc before 2.28 has no renameat2: the raw system call does the same."""
+    import ctypes
+    import platform
+
+    call = leftovers._renameat2_syscall(ctypes.CDLL(None, use_errno=True))
+    if call is None or not sys.platform.startswith("linux"):
+        pytest.skip(f"no renameat2 call number known for {platform.machine()}")
+    if not can_exchange(tmp_path):
+        pytest.skip(f"the file system of {tmp_path} cannot exchange folders")
+    a_report(tmp_path / "a", "a")
+    a_report(tmp_path / "b", "b")
+    assert call(-100, bytes(tmp_path / "a"), -100, bytes(tmp_path / "b"), 2) == 0
+    assert [(tmp_path / n / "index.html").read_text() for n in "ab"] == ["b", "a"]
+
+
+def test_a_link_to_a_folder_is_replaced_by_the_folder(tmp_path):
+    a_report(tmp_path / "elsewhere", "earlier")
+    (tmp_path / "report").symlink_to(tmp_path / "elsewhere")
+    with atomic_dir(tmp_path / "report") as tmp:
+        a_report(tmp, "new")
+    assert not (tmp_path / "report").is_symlink()
+    assert (tmp_path / "report" / "index.html").read_text() == "new"
+    assert (tmp_path / "elsewhere" / "index.html").read_text() == "earlier"
+    assert sorted(os.listdir(tmp_path)) == ["elsewhere", "report"]
+
+
 class FakeRenameat2:
     """renameat2 that fails with `code`, as a kernel or file system without it does."""
 
