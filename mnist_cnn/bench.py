@@ -102,26 +102,25 @@ def keras_io_convnet(data=None, seed=0) -> dict:
 
 
 def bench_train(seeds: int = 3) -> dict:
-    """Throughput per precision, the default training over seeds, then the keras-io peer."""
+    """Throughput, the default training over seeds, the keras-io peer, the time ratio, FLOPs."""
+    import keras
+
     from mnist_cnn.config import TrainConfig
-    from mnist_cnn.precision import resolve
+    from mnist_cnn.flops import epoch_flops
     from mnist_cnn.training import train
 
-    out = {"policy": resolve(TrainConfig().precision), "throughput": bench_throughput()}
+    config = TrainConfig()
+    out = {"policy": resolve(config.precision), "machine": machine_facts(resolve(config.precision)),
+           "throughput": bench_throughput()}
     runs = []
     for seed in range(seeds):
         config = TrainConfig(seed=seed, out_dir=f"bench/runs/seed-{seed}")
         metrics = train(config, verbose=0)
-        history = json.loads((Path(config.out_dir) / "history.json").read_text())
-        epoch_99 = next((i for i, a in enumerate(history["val_accuracy"]) if a is not None and a >= 0.99),
-                        None)
-        per_epoch = metrics["training_seconds"] / config.epochs
         runs.append({"seed": seed, "test_accuracy": metrics["test_accuracy"],
-                     "training_seconds": metrics["training_seconds"],
-                     "seconds_to_val_99": None if epoch_99 is None else round(per_epoch * (epoch_99 + 1), 1),
-                     "epochs_to_val_99": None if epoch_99 is None else epoch_99 + 1})
+                     "training_seconds": metrics["training_seconds"]})
         print(f"[bench] seed {seed}: test accuracy {metrics['test_accuracy']:.4%} in "
               f"{metrics['training_seconds']:.0f} s")
+    flops = epoch_flops(keras.models.load_model(config.model_path), metrics["train_images"])
     acc = np.array([r["test_accuracy"] for r in runs])
     seconds = float(np.mean([r["training_seconds"] for r in runs]))
     out["default_training"] = {
@@ -129,14 +128,18 @@ def bench_train(seeds: int = 3) -> dict:
         "test_accuracy_mean": round(float(acc.mean()), 5),
         "test_accuracy_std": round(float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, 5),
         "test_accuracy_min": float(acc.min()), "test_accuracy_max": float(acc.max()),
-        "training_seconds_mean": round(seconds, 1),
+        "training_seconds_mean": round(seconds, 1), "epoch_flops": flops,
+        "gflops_per_second": round(flops * config.epochs / seconds / 1e9, 1),
     }
     peer = keras_io_convnet()
     out["keras_io_convnet"] = peer
+    out["time_ratio_to_keras_io"] = round(seconds / peer["training_seconds"], 3)
     out["beats_keras_io"] = bool(acc.mean() > peer["test_accuracy"] and seconds < peer["training_seconds"])
-    print(f"[bench] ours: {acc.mean():.4%} in {seconds:.0f} s; keras-io: "
-          f"{peer['test_accuracy']:.4%} in {peer['training_seconds']:.0f} s; "
-          f"ours beats it on both: {out['beats_keras_io']}")
+    print(f"[bench] {out['machine']['cpu_model']} ({' '.join(out['machine']['cpu_flags'])}), "
+          f"{out['policy']}: ours {acc.mean():.4%} in {seconds:.0f} s; keras-io "
+          f"{peer['test_accuracy']:.4%} in {peer['training_seconds']:.0f} s; time ratio "
+          f"{out['time_ratio_to_keras_io']:.2f}; an epoch {flops / 1e12:.3f} TFLOP, "
+          f"{out['default_training']['gflops_per_second']:.0f} GFLOP/s achieved")
     return out
 
 
