@@ -9,3 +9,6 @@ package imports no page writer).
 from analysis.concepts.measure import NAMES, measure, measure_cached, names_for
 
 __all__ = ["NAMES", "measure", "measure_cached", "names_for"]
+from analysis.concepts.core import run  # noqa: E402
+
+__all__ += ["run"]
