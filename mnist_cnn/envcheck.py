@@ -17,7 +17,7 @@ import sys
 
 # Distribution name -> module to import, where they differ.
 MODULES = {"scikit-learn": "sklearn", "pillow": "PIL", "tensorflow": "tensorflow.config",
-           "pytest-xdist": "xdist"}
+           "pytest-xdist": "xdist", "scikit-image": "skimage"}
 
 
 def requirements(path) -> list[tuple[str, str]]:

@@ -1,0 +1,67 @@
+"""Layer activations and logit gradients for the concept analyses (any accepted model: the
+layers come from `mnist_cnn.network.describe`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+PROBE_KINDS = ("conv", "max_pool", "avg_pool", "dense")
+
+
+def probe_layers(net) -> list:
+    """The conv, pool and hidden dense layers of a described network (the output is the class)."""
+    return [i.name for i in net.layers[:-1] if i.kind in PROBE_KINDS]
+
+
+def layer_outputs(model, names, x, batch: int = 1000) -> dict:
+    """Outputs (float32) of the layers `names` on inputs x (N, 28, 28, 1)."""
+    from mnist_cnn.model import sub_model
+
+    cut = sub_model(model, list(names))
+    parts = [cut(x[i:i + batch], training=False) for i in range(0, len(x), batch)]
+    out = {}
+    for j, name in enumerate(names):
+        out[name] = np.concatenate([np.asarray(p[j] if len(names) > 1 else p) for p in parts])
+    return out
+
+
+def logits_after(model, net, layer: str, acts):
+    """The logits computed from `layer`'s output (a tf tensor): the layers after it, and the
+    output Dense without its softmax (TCAV differentiates the logit, not the probability)."""
+    import tensorflow as tf
+
+    x = acts
+    index = net.names.index(layer)
+    for info in net.layers[index + 1:-1]:
+        x = model.get_layer(info.name)(x, training=False)
+    kernel, bias = model.get_layer(net.output_layer.name).get_weights()[:2]
+    return tf.matmul(tf.reshape(x, (tf.shape(x)[0], -1)), kernel) + bias
+
+
+def logit_gradients(model, net, layer: str, acts: np.ndarray, cls: int) -> np.ndarray:
+    """d logit_cls / d (layer output) for each image: (N, layer size), flattened."""
+    import tensorflow as tf
+
+    a = tf.convert_to_tensor(acts, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(a)
+        logit = logits_after(model, net, layer, a)[:, cls]
+    return np.asarray(tape.gradient(logit, a)).reshape(len(acts), -1)
+
+
+def pooled(acts: np.ndarray, grid: int = 4) -> np.ndarray:
+    """Maps (N, H, W, C) -> (N, grid * grid * C) by averaging over a grid of cells; dense
+    outputs unchanged. The probes read these: a 26x26x32 map has more features than images."""
+    if acts.ndim == 2:
+        return acts
+    n, h, w, c = acts.shape
+    rows = np.array_split(np.arange(h), min(grid, h))
+    cols = np.array_split(np.arange(w), min(grid, w))
+    cells = [acts[:, r[0]:r[-1] + 1, k[0]:k[-1] + 1].mean(axis=(1, 2)) for r in rows for k in cols]
+    return np.concatenate(cells, axis=1)
+
+
+def peaks(acts: np.ndarray) -> np.ndarray:
+    """A unit's activation on an image: the peak of its map (as the explorer reads it), or the
+    dense unit's value: (N, units)."""
+    return acts.max(axis=(1, 2)) if acts.ndim == 4 else acts
