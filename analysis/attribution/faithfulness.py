@@ -32,8 +32,12 @@ RANDOMISATION_PASS = 0.5  # rank correlation with the trained map, after every l
 def sobel_map(x) -> np.ndarray:
     """Edge strength |Sobel| of each image (N, H, W, C) -> (N, H, W): the model-free control."""
     x = np.asarray(x, np.float64)[..., 0]
-    gy = ndimage.sobel(x, axis=1, mode="constant")
-    gx = ndimage.sobel(x, axis=2, mode="constant")
+    # ndimage.sobel smooths along every axis but the derivative's, the batch axis included,
+    # which blends neighbouring images; a (1, 3, 3) kernel filters each image on its own.
+    derivative, smooth = np.array([-1.0, 0.0, 1.0]), np.array([1.0, 2.0, 1.0])
+    ky = np.outer(derivative, smooth)[None]  # (1, 3, 3): d/dy, smoothed along x
+    gy = ndimage.correlate(x, ky, mode="constant")
+    gx = ndimage.correlate(x, ky.transpose(0, 2, 1), mode="constant")
     return np.hypot(gx, gy).astype(np.float32)
 
 
