@@ -178,3 +178,28 @@ def test_lock_is_released_when_its_holder_is_killed(tmp_path):
     holder.wait(timeout=30)
     with exclusive_lock(tmp_path):  # the OS dropped the dead holder's lock
         pass
+
+
+def test_recipe_is_what_docs_training_says():
+    """The `make train [NAME=value]` line of docs/training.md states the default recipe: its
+    epochs, batch, peak rate, momentum and L2 equal TrainConfig's, and the schedule's prose
+    (warm-up epochs, batch, epochs, validation interval) matches too."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    usage = next(line for line in text.splitlines() if line.startswith("make train ["))
+    stated = dict(re.findall(r"\[([A-Z_0-9]+)=([^\]\s]+)\]", usage))
+    config = TrainConfig()
+    assert int(stated["EPOCHS"]) == config.epochs
+    assert int(stated["BATCH"]) == config.batch_size
+    assert float(stated["LR"]) == config.lr
+    assert float(stated["MOMENTUM"]) == config.momentum
+    assert float(stated["L2"]) == config.l2
+    words = {0: "no", 1: "one", 2: "two", 3: "three"}
+    assert f"{words[config.warmup_epochs]} warm-up epoch" in text
+    assert f"batch {config.batch_size}, {config.epochs} epochs" in text
+    assert f"validation every {config.val_every} epochs" in text
+    assert f"{config.steps_per_execution} steps per call" in text
+    rate = lr_schedule(config)
+    assert rate(config.warmup_epochs) == pytest.approx(config.lr)
+    assert rate(config.epochs - 1) == pytest.approx(config.lr * config.lr_final, rel=0.05)
