@@ -178,3 +178,70 @@ def test_lock_is_released_when_its_holder_is_killed(tmp_path):
     holder.wait(timeout=30)
     with exclusive_lock(tmp_path):  # the OS dropped the dead holder's lock
         pass
+
+
+def test_recipe_is_what_docs_training_says():
+    """The `make train [NAME=value]` line of docs/training.md states the default recipe: its
+    epochs, batch, peak rate, momentum and L2 equal TrainConfig's, and the schedule's prose
+    (warm-up epochs, batch, epochs, validation interval) matches too."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    usage = next(line for line in text.splitlines() if line.startswith("make train ["))
+    stated = dict(re.findall(r"\[([A-Z_0-9]+)=([^\]\s]+)\]", usage))
+    config = TrainConfig()
+    assert int(stated["EPOCHS"]) == config.epochs
+    assert int(stated["BATCH"]) == config.batch_size
+    assert float(stated["LR"]) == config.lr
+    assert float(stated["MOMENTUM"]) == config.momentum
+    assert float(stated["L2"]) == config.l2
+    words = {0: "no", 1: "one", 2: "two", 3: "three"}
+    assert f"{words[config.warmup_epochs]} warm-up epoch" in text
+    assert f"batch {config.batch_size}, {config.epochs} epochs" in text
+    assert f"validation every {config.val_every} epochs" in text
+    assert f"{config.steps_per_execution} steps per call" in text
+    rate = lr_schedule(config)
+    assert rate(config.warmup_epochs) == pytest.approx(config.lr)
+    assert rate(config.epochs - 1) == pytest.approx(config.lr * config.lr_final, rel=0.05)
+
+
+class _StepRates(keras.callbacks.Callback):
+    """The learning rate each training step runs with, by (epoch, step); optionally killed in
+    the middle of epoch `kill_epoch` (after step `kill_step`)."""
+
+    def __init__(self, kill_epoch=None, kill_step=None):
+        super().__init__()
+        self.rates, self.epoch = {}, None
+        self.kill_epoch, self.kill_step = kill_epoch, kill_step
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.rates[(self.epoch, batch)] = float(keras.ops.convert_to_numpy(
+            self.model.optimizer.learning_rate))
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == self.kill_epoch and batch == self.kill_step:
+            raise KeyboardInterrupt
+
+
+def test_schedule_resumes_after_a_kill_mid_epoch(tmp_path):
+    """Killed in the middle of epoch 2, the resumed run's per-step learning rates equal those of
+    an uninterrupted run of the same configuration, step for step."""
+    def config(out):
+        return TrainConfig(epochs=4, train_limit=400, batch_size=100, augment=False, val_every=4,
+                           val_size=200, precision="float32", steps_per_execution=1,
+                           lr=0.1, warmup_epochs=1, lr_final=0.1, out_dir=str(out))
+
+    whole = _StepRates()
+    train(config(tmp_path / "whole"), callbacks=[whole], verbose=0)
+    killed = _StepRates(kill_epoch=2, kill_step=0)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(tmp_path / "killed"), callbacks=[killed], verbose=0)
+    resumed = _StepRates()
+    train(config(tmp_path / "killed"), callbacks=[resumed], verbose=0)
+    assert resumed.rates and min(epoch for epoch, _ in resumed.rates) <= 2
+    for key, value in resumed.rates.items():
+        assert value == pytest.approx(whole.rates[key], rel=1e-6), key
+    assert len({round(v, 6) for v in whole.rates.values()}) >= 3  # the schedule does change
