@@ -61,17 +61,26 @@ class _Epochs(keras.callbacks.Callback):
 
 @pytest.mark.heavy
 def test_interrupted_training_resumes(tmp_path, first_test_images):
-    """Interrupted after epoch 1, the next run restores epochs 0-1 and trains only epoch 2. With
-    validation every 2 epochs, the resumed epoch 2 is not validated but epoch 1 was: the history
-    keeps both kinds of rows under the right columns."""
+    """Killed in the middle of epoch 2 (after its first step), the next run restores epochs 0-1
+    and trains only epoch 2, every step at the rate the schedule gives an uninterrupted run
+    (issue 25). With validation every 2 epochs, the resumed epoch 2 is not validated but epoch 1
+    was: the history keeps both kinds of rows under the right columns."""
     config = TrainConfig(epochs=3, train_limit=600, batch_size=100, augment=False, val_every=2,
-                         val_size=500, precision="float32", out_dir=str(tmp_path))
+                         val_size=500, precision="float32", steps_per_execution=1, lr=0.1,
+                         warmup_epochs=1, lr_final=0.1, out_dir=str(tmp_path))
+    killed = _StepRates(kill_epoch=2, kill_step=0)
     with pytest.raises(KeyboardInterrupt):
-        train(config, callbacks=[_Interrupt(after_epoch=1)], verbose=0)
+        train(config, callbacks=[killed], verbose=0)
     assert not Path(config.model_path).exists()  # nothing half-done under the final name
-    epochs = _Epochs()
-    metrics = train(config, callbacks=[epochs], verbose=0)
+    epochs, resumed = _Epochs(), _StepRates()
+    metrics = train(config, callbacks=[epochs, resumed], verbose=0)
     assert epochs.seen == [2]  # epochs 0 and 1 were restored, not rerun
+    schedule = lr_schedule(config)
+    steps = 1 + max(step for epoch, step in killed.rates if epoch == 0)
+    assert sorted(resumed.rates) == [(2, step) for step in range(steps)]  # all of epoch 2 again
+    for (epoch, step), rate in {**killed.rates, **resumed.rates}.items():
+        assert rate == pytest.approx(schedule(epoch), rel=1e-6), (epoch, step)
+    assert len({round(schedule(e), 6) for e in range(config.epochs)}) == 3  # it does change
     history = json.loads((tmp_path / "history.json").read_text())
     assert history["epoch"] == [0, 1, 2]
     assert history["val_accuracy"][0] is None and history["val_accuracy"][2] is None
@@ -224,24 +233,3 @@ class _StepRates(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self.epoch == self.kill_epoch and batch == self.kill_step:
             raise KeyboardInterrupt
-
-
-def test_schedule_resumes_after_a_kill_mid_epoch(tmp_path):
-    """Killed in the middle of epoch 2, the resumed run's per-step learning rates equal those of
-    an uninterrupted run of the same configuration, step for step."""
-    def config(out):
-        return TrainConfig(epochs=4, train_limit=400, batch_size=100, augment=False, val_every=4,
-                           val_size=200, precision="float32", steps_per_execution=1,
-                           lr=0.1, warmup_epochs=1, lr_final=0.1, out_dir=str(out))
-
-    whole = _StepRates()
-    train(config(tmp_path / "whole"), callbacks=[whole], verbose=0)
-    killed = _StepRates(kill_epoch=2, kill_step=0)
-    with pytest.raises(KeyboardInterrupt):
-        train(config(tmp_path / "killed"), callbacks=[killed], verbose=0)
-    resumed = _StepRates()
-    train(config(tmp_path / "killed"), callbacks=[resumed], verbose=0)
-    assert resumed.rates and min(epoch for epoch, _ in resumed.rates) <= 2
-    for key, value in resumed.rates.items():
-        assert value == pytest.approx(whole.rates[key], rel=1e-6), key
-    assert len({round(v, 6) for v in whole.rates.values()}) >= 3  # the schedule does change
