@@ -10,6 +10,9 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# `auto` precision by the flag rule in every test and subprocess: no timing of this machine
+# (and nothing written to the user's cache); tests/test_precision.py fakes the timings instead.
+os.environ["MNIST_CNN_AUTO_PRECISION"] = "flags"
 
 
 def _share_of_the_cores() -> int:

@@ -86,3 +86,71 @@ def test_metrics_record_the_machine(tiny_run):
     assert machine["policy"] == "float32"  # the tiny test model asks for float32 explicitly
     assert machine["cpu_model"] and machine["cpus"] >= 1
     assert {"intra_op_threads", "inter_op_threads", "cpu_flags", "bf16_native_cpu"} <= set(machine)
+
+
+# --- `auto` by measurement (issue 25): fake timings, a cache in tmp_path -----------------------
+
+def _timings(f32, bf16, calls):
+    def measure():
+        calls.append(1)
+        return {"float32": f32, "mixed_bfloat16": bf16}
+    return measure
+
+
+@pytest.fixture
+def measured(monkeypatch):
+    monkeypatch.delenv(precision.AUTO_ENV, raising=False)
+
+
+@pytest.mark.parametrize("f32, bf16, expected", [
+    (7.10, 5.05, "mixed_bfloat16"),  # the AMD EPYC family 26 measurement: bf16 faster
+    (10.86, 13.57, "float32"),       # the Intel AVX-512 BF16 one: bf16 slower
+    (1.00, 0.97, "float32"),         # within MIN_SPEEDUP: float32 kept
+])
+def test_auto_picks_the_faster_measured_policy_and_caches_it(tmp_path, measured, f32, bf16, expected):
+    calls, cache = [], tmp_path / "c" / "precision.json"
+    got = precision.auto_precision(AVX512_BF16_ONLY, [], _timings(f32, bf16, calls), cache)
+    assert got == expected and calls == [1] and "measured now" in precision.explain()
+    entry = json.loads(cache.read_text())[precision.machine_key(AVX512_BF16_ONLY)]
+    assert entry["choice"] == expected and entry["seconds"]["float32"] == f32
+    # the next run reads the cache and measures nothing
+    again = precision.auto_precision(AVX512_BF16_ONLY, [], _timings(bf16, f32, calls), cache)
+    assert again == expected and calls == [1] and "cached" in precision.explain()
+    # another CPU (other flags) is measured on its own
+    other = precision.auto_precision(INTEL_AMX, [], _timings(f32, bf16, calls), cache)
+    assert other == expected and calls == [1, 1] and len(json.loads(cache.read_text())) == 2
+
+
+def test_auto_measures_nothing_where_the_answer_is_certain(tmp_path, measured):
+    calls = []
+    assert precision.auto_precision(AMD_AVX2, [], _timings(1, 0.1, calls),
+                                    tmp_path / "p.json") == "float32"
+    assert precision.auto_precision(AMD_AVX2, [(9, 0)], _timings(1, 0.1, calls),
+                                    tmp_path / "p.json") == "mixed_bfloat16"
+    assert calls == [] and not (tmp_path / "p.json").exists()
+
+
+def test_auto_falls_back_to_the_flag_rule(tmp_path, monkeypatch, measured):
+    calls = []
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")  # the cache's folder cannot be made under a file
+    for flags, rule in ((INTEL_AMX, "mixed_bfloat16"), (AVX512_BF16_ONLY, "float32")):
+        got = precision.auto_precision(flags, [], _timings(1, 0.1, calls), blocked / "p.json")
+        assert got == rule and "not writable" in precision.explain()
+    monkeypatch.setenv(precision.AUTO_ENV, "flags")  # asked for (the test suite's setting)
+    assert precision.auto_precision(AVX512_BF16_ONLY, [], _timings(1, 0.1, calls),
+                                    tmp_path / "p.json") == "float32"
+    assert calls == []
+
+
+def test_a_damaged_cache_is_measured_again(tmp_path, measured):
+    cache, calls = tmp_path / "precision.json", []
+    cache.write_text("{not json")
+    assert precision.auto_precision(AVX512_BF16_ONLY, [], _timings(2, 1, calls), cache) == "mixed_bfloat16"
+    assert calls == [1] and json.loads(cache.read_text())
+
+
+def test_time_policies_times_both_on_the_real_network():
+    seconds = precision.time_policies(batch_size=8, steps=1, rounds=1)
+    assert set(seconds) == {"float32", "mixed_bfloat16"}
+    assert all(0 < s < 60 for s in seconds.values())

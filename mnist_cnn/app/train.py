@@ -46,9 +46,12 @@ def check(args):
 
 
 def run(args):
+    from mnist_cnn.precision import explain, resolve
     from mnist_cnn.training import train
 
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    if config.precision == "auto":  # measured once per machine, then cached (precision.py)
+        print(f"precision auto: {resolve('auto')} ({explain()})", flush=True)
     m = train(config)
     print(f"test accuracy {m['test_accuracy']:.4%}  loss {m['test_loss']:.4f}  "
           f"training {m['training_seconds']:.0f} s  -> {config.model_path}")
