@@ -18,6 +18,7 @@ This module imports no TensorFlow: it reads what the Keras model already knows.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 from mnist_cnn.errors import UserError
@@ -266,7 +267,30 @@ def describe(model, source: str = "model", num_classes: int | None = None) -> Ne
     ------
     UserError
         One line naming the offending layer (or shape) and what is supported.
+
+    The description of an accepted model is computed once and kept beside it (weakly: it goes
+    with the model), so the many analyses that ask for it share one; a model whose layers
+    changed since is described again.
     """
+    key = (model.name, tuple(id(layer) for layer in model.layers))
+    known = _DESCRIBED.get(model)
+    if known is not None and known[0] == key:
+        net = known[1]
+    else:
+        net = _describe(model, source)
+        _DESCRIBED[model] = (key, net)
+    if num_classes is not None and net.num_classes != num_classes:
+        raise UserError(f"{source}: its output layer {net.output_layer.name!r} has "
+                        f"{net.num_classes} units, but the data set has {num_classes} classes; "
+                        "pass the model's data set with --dataset (DATASET=) or another --model")
+    return net
+
+
+_DESCRIBED = weakref.WeakKeyDictionary()  # model -> (its name and layers' ids, Network)
+
+
+def _describe(model, source: str) -> Network:
+    """`describe` without the cache and the class-count check."""
     chain, inp = _chain(model, source)
     in_shape = _shape(inp)
     if in_shape != INPUT_SHAPE:
@@ -325,12 +349,7 @@ def describe(model, source: str = "model", num_classes: int | None = None) -> Ne
     if infos[-1].activation not in ("softmax", "linear"):
         _refuse(source, infos[-1].name, f"ends in a {infos[-1].activation} activation; the "
                 "output Dense must be softmax or linear")
-    net = Network(name=model.name, input_shape=in_shape, layers=tuple(infos))
-    if num_classes is not None and net.num_classes != num_classes:
-        raise UserError(f"{source}: its output layer {net.output_layer.name!r} has "
-                        f"{net.num_classes} units, but the data set has {num_classes} classes; "
-                        "pass the model's data set with --dataset (DATASET=) or another --model")
-    return net
+    return Network(name=model.name, input_shape=in_shape, layers=tuple(infos))
 
 
 def peek(path):

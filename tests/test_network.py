@@ -129,3 +129,23 @@ def test_importing_network_imports_no_tensorflow():
     code = ("import sys, mnist_cnn.network; "
             "sys.exit(any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_model_is_described_once_and_again_after_its_layers_change():
+    """describe() keeps its answer beside the model (issue 24: it was recomputed per call); the
+    class-count check still runs on every call."""
+    import keras
+
+    from mnist_cnn.errors import UserError
+    from mnist_cnn.network import describe
+
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])
+    first = describe(model)
+    assert describe(model) is first and describe(model, num_classes=10) is first
+    with pytest.raises(UserError, match="has 10 units, but the data set has 3 classes"):
+        describe(model, num_classes=3)
+    model.pop()
+    model.add(keras.layers.Dense(7, name="seven"))
+    again = describe(model)
+    assert again is not first and again.layers[-1].name == "seven"
