@@ -176,7 +176,7 @@ def sub_model(model: keras.Model, layer_names) -> keras.Model:
     return keras.Model(model.inputs, [model.get_layer(n).output for n in layer_names])
 
 
-def _linear_copy(layer):
+def linear_copy(layer):
     """The same layer with its activation removed (weights copied), for pre-activations."""
     config = layer.get_config()
     config.update(activation="linear", name=f"{layer.name}_pre")
@@ -215,7 +215,7 @@ def pre_activation_model(model, layer: str) -> keras.Model:
         return keras.Model(model.inputs[0], model.get_layer(layer).output, name=f"cut_{layer}_pre")
     before = net.layers[active.index - 1].name if active.index > 0 else None
     x = model.inputs[0] if before is None else model.get_layer(before).output
-    x = _linear_copy(model.get_layer(active.name))(x)
+    x = linear_copy(model.get_layer(active.name))(x)
     for info in net.between(active.name, layer):  # max-pools (and dropouts) after the conv
         x = model.get_layer(info.name)(x)
     return keras.Model(model.inputs[0], x, name=f"cut_{layer}_pre")  # one tensor in, not a list

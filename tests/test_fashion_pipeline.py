@@ -25,7 +25,7 @@ def test_paths_per_dataset_and_the_makefile_agrees():
     assert config.report_dir("mnist", "oip") == "reports/oip"
     assert config.report_dir("fashion", "oip") == "reports/fashion/oip"
     assert config.report_dir("fashion", "explorer") == "reports/fashion/explorer"
-    from mnist_cnn.cli import analyze_out_dir
+    from mnist_cnn.config import analyze_out_dir
 
     assert analyze_out_dir("mnist", 4) == "reports/digit-4"
     assert analyze_out_dir("fashion", 6) == "reports/fashion/class-6-shirt"

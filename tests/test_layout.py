@@ -94,3 +94,22 @@ def test_modules_are_short_and_argparse_stays_in_the_command_line():
                 imported.add(node.module)
         below = {m for m in imported if m == "argparse" or m.startswith("mnist_cnn.app")}
         assert not below, f"{name} imports {sorted(below)}: only mnist_cnn/app/ parses commands"
+
+
+def test_no_private_name_is_imported_from_another_package():
+    """`from pkg.mod import _name` only within the package that owns `_name` (module-level and
+    function-level imports alike): what a sibling needs is public (issue 24)."""
+    import ast
+
+    crossings = []
+    for path in sorted([*ROOT.joinpath("mnist_cnn").rglob("*.py"),
+                        *ROOT.joinpath("analysis").rglob("*.py")]):
+        here = ".".join(path.relative_to(ROOT).parent.parts)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                owner = node.module.rsplit(".", 1)[0]
+                for alias in node.names:
+                    if alias.name.startswith("_") and not alias.name.startswith("__") \
+                            and owner != here:
+                        crossings.append(f"{path.relative_to(ROOT)}: {node.module}.{alias.name}")
+    assert not crossings, crossings

@@ -16,7 +16,7 @@
 
 The target f is `logits @ w` with one weight row per image: a one-hot row is one class's logit,
 e_c - e_d is "c rather than d". Logits come from a linear copy of the model's last Dense
-(`mnist_cnn.model._linear_copy`, the models end in softmax), so any model that
+(`mnist_cnn.model.linear_copy`, the models end in softmax), so any model that
 `mnist_cnn.network.describe` accepts works; which layers are conv and which is the output come
 from that description, never from a table.
 
@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from mnist_cnn.errors import UserError
-from mnist_cnn.model import _linear_copy
+from mnist_cnn.model import linear_copy
 from mnist_cnn.network import describe
 
 METHODS = ("saliency", "gradient_x_input", "smoothgrad", "integrated_gradients", "occlusion")
@@ -68,7 +68,7 @@ def logit_network(model) -> keras.Model:
     The logits are the last Dense's pre-activation, through a linear copy of that layer (its own
     weights, copied), so softmax(logits) is the model's output."""
     last = output_dense(model)
-    logits = _linear_copy(last)(last.input)
+    logits = linear_copy(last)(last.input)
     convs = [model.get_layer(name).output for name in conv_layer_names(model)]
     return keras.Model(model.inputs[0], [*convs, logits], name="attribution_network")
 

@@ -1,6 +1,6 @@
 """Build the explorer: compute every number (`compute`), gather them per unit, write the site
-(`render`). `build_site` writes into a folder that must exist; `run_explore` (the command, in
-`__init__`) gives it a temporary one that replaces the output folder only when complete.
+(`render`). `build_site` writes into a folder that must exist; `write_site` (in `__init__`)
+gives it a temporary one that replaces the output folder only when complete.
 """
 
 from __future__ import annotations
