@@ -65,8 +65,7 @@ def unit_attributions(model, units: list, x: np.ndarray, rows: int = 2048) -> di
 def write_pictures(out, attributions: dict, x: np.ndarray, units: list) -> None:
     """img/<unit>-attribution.png: the top images' maps in a row (red drives the unit up, blue
     down, over the image in grey), at native resolution with 1-px gaps, like the other strips."""
-    from analysis.explore.images import save_png, tile_row
-    from analysis.predict.pictures import overlay
+    from analysis.pictures import overlay, save_png, tile_row
 
     by_name = {u["name"]: u for u in units}
     for name, maps in attributions.items():

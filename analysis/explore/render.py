@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.explore import images as im
+from analysis import pictures
+from analysis.explore import svg
 from mnist_cnn.datasets import get_dataset
 
 ASSETS = Path(__file__).with_name("assets")
@@ -299,7 +300,7 @@ def unit_page(site: dict, u: dict, table: dict) -> str:
     auc_row = "".join(f"<td>{a:.3f}</td>" for a in u["auc"])
     classes = (
         f'<section id="classes"><h2>Activation by class</h2>'
-        f'{im.box_plot(u["class_quantiles"], u["class_mean"], -1 if pref is None else pref)}'
+        f'{svg.box_plot(u["class_quantiles"], u["class_mean"], -1 if pref is None else pref)}'
         f"<p class=small>Per {noun} over the test set: whiskers 5&ndash;95%, box 25&ndash;75%, "
         f"line median, dot mean; orange: preferred class.{_class_key(site)}</p>"
         '<table class="nums"><tr><th>class</th>' + _class_cells(site)
@@ -310,7 +311,7 @@ def unit_page(site: dict, u: dict, table: dict) -> str:
     parts = []
     if "kernel" in circ:
         size = table[layer]["kernel"].replace("x", "&times;")
-        parts.append(f"<div><h3>Kernel ({size} on the image)</h3>{im.kernel(circ['kernel'])}</div>")
+        parts.append(f"<div><h3>Kernel ({size} on the image)</h3>{svg.kernel(circ['kernel'])}</div>")
     if "inputs" in circ:
         measure = table[layer]["in_measure"]
         if measure == "drive":
@@ -326,8 +327,8 @@ def unit_page(site: dict, u: dict, table: dict) -> str:
         f'<section id="causal"><h2>Causal effect</h2><p>{name} alone set to zero, the rest of the '
         f"network run: test accuracy changes by <b>{_pct(c['accuracy_all'])}</b> percentage points, "
         f"the mean true-class probability by <b>{_pct(c['probability_all'], 3)}</b> points.</p>"
-        f'<div class="row">{im.bars(acc, "change in accuracy per class (pp)")}'
-        f'{im.bars(prob, "change in mean true-class probability (pp)")}</div>'
+        f'<div class="row">{svg.bars(acc, "change in accuracy per class (pp)")}'
+        f'{svg.bars(prob, "change in mean true-class probability (pp)")}</div>'
         '<table class="nums"><tr><th>class</th>' + _class_cells(site)
         + "</tr><tr><th>&Delta; accuracy (pp)</th>" + "".join(f"<td>{v:+.2f}</td>" for v in acc)
         + "</tr><tr><th>&Delta; probability (pp)</th>" + "".join(f"<td>{v:+.3f}</td>" for v in prob)
@@ -344,15 +345,15 @@ def unit_page(site: dict, u: dict, table: dict) -> str:
 def unit_pictures(out: Path, u: dict, oip_images: np.ndarray, x: np.ndarray) -> None:
     """The PNGs of one unit: its OIP, all its OIPs, top images, their crops, least exciting."""
     name, best = u["name"], u["oip"]["best"]
-    im.save_png(im.gray(oip_images[best]), out / "img" / f"{name}.png")
-    im.save_png(im.strip(oip_images), out / "img" / f"{name}-oips.png")
+    pictures.save_png(pictures.gray(oip_images[best]), out / "img" / f"{name}.png")
+    pictures.save_png(pictures.strip(oip_images), out / "img" / f"{name}-oips.png")
     if u["dead"]:
         return
     top = [x[t["index"]] for t in u["top"]]
-    im.save_png(im.strip(top), out / "img" / f"{name}-top.png")
+    pictures.save_png(pictures.strip(top), out / "img" / f"{name}-top.png")
     if u["top"][0]["box"]:
-        im.save_png(im.strip(im.crops(top, [t["box"] for t in u["top"]])), out / "img" / f"{name}-crops.png")
-    im.save_png(im.strip([x[t["index"]] for t in u["low"]]), out / "img" / f"{name}-low.png")
+        pictures.save_png(pictures.strip(pictures.crops(top, [t["box"] for t in u["top"]])), out / "img" / f"{name}-crops.png")
+    pictures.save_png(pictures.strip([x[t["index"]] for t in u["low"]]), out / "img" / f"{name}-low.png")
 
 
 def write_site(out, site: dict, units: list, oip_images: dict, x: np.ndarray, table: dict) -> None:
@@ -376,7 +377,7 @@ def write_site(out, site: dict, units: list, oip_images: dict, x: np.ndarray, ta
         mine = [u for u in units if u["layer"] == layer]
         (out / f"{layer}.html").write_text(layer_page(site, layer, mine, table))
         best = oip_images[layer][[u["oip"]["best"] for u in mine], np.arange(len(mine))]
-        im.save_png(im.grid(best, cols=min(len(mine), 16), gap=2), out / "img" / f"{layer}.png")
+        pictures.save_png(pictures.grid(best, cols=min(len(mine), 16), gap=2), out / "img" / f"{layer}.png")
     for u in units:
         (out / f"{u['name']}.html").write_text(unit_page(site, u, table))
         (out / f"{u['name']}.json").write_text(json.dumps(u, separators=(",", ":")))

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis import pictures
 from analysis.attribution.evaluate import public, table_html
 from analysis.attribution.methods import title
-from analysis.explore.images import gray, save_png
-from analysis.predict import pictures as pic
+from analysis.pictures import gray, save_png
+from analysis.predict import svg
 from mnist_cnn.fileio import write_bytes, write_json
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:1em auto;padding:0 1em;color:#222}
@@ -32,12 +33,12 @@ def _attribution_block(out: Path, field, result: dict, key: str, heading: str) -
     figs = []
     for name, maps in result["maps"].items():
         src = f"img/{key}-{name.replace(':', '-')}.png"
-        save_png(pic.overlay(field, maps[0]), out / src)
+        save_png(pictures.overlay(field, maps[0]), out / src)
         total = float(maps[0].sum())
         figs.append(_fig(src, f"{html.escape(title(name))} (sum {total:+.3g})", 140, 140))
     curves = result["deletion"]["curves"]
-    return (f"<h3>{heading}</h3>{''.join(figs)}<div>{pic.curves_svg(curves, 'deletion')}"
-            f"{pic.curves_svg(curves, 'insertion')}</div>{table_html(result)}")
+    return (f"<h3>{heading}</h3>{''.join(figs)}<div>{svg.curves_svg(curves, 'deletion')}"
+            f"{svg.curves_svg(curves, 'insertion')}</div>{table_html(result)}")
 
 
 def write_report(out, item: dict, oips: dict, site_link, names) -> dict:
@@ -76,7 +77,7 @@ def write_report(out, item: dict, oips: dict, site_link, names) -> dict:
 
     layers = []
     for name, maps in item["maps"].items():
-        w, h = save_png(pic.feature_grid(maps), out / "img" / f"maps-{name}.png")
+        w, h = save_png(pictures.feature_grid(maps), out / "img" / f"maps-{name}.png")
         scale = max(1, min(4, 420 // max(w, 1)))
         layers.append(_fig(f"img/maps-{name}.png", f"{name}: {maps.shape[-1]} maps of "
                            f"{maps.shape[0]}x{maps.shape[1]}", w * scale, h * scale))

@@ -1,44 +1,12 @@
-"""Pictures of the predict report, composed directly with Pillow and inline SVG (Matplotlib's
-start-up alone would take a tenth of the 10-second budget of `make predict`).
-
-Grey images use the project's scale (ink black on white, `analysis.explore.images.gray`);
-attribution maps a diverging scale: red pushes the target up, blue down, white nothing, each map
-scaled by its own largest |value|.
-"""
+"""The predict report's deletion and insertion curves as inline SVG (Matplotlib's start-up
+alone would take a tenth of the 10-second budget of `make predict`; the pictures are in
+`analysis.pictures`)."""
 
 from __future__ import annotations
 
 import html
 
 import numpy as np
-
-from analysis.explore.images import grid
-
-
-def diverging(values: np.ndarray) -> np.ndarray:
-    """(H, W) signed values -> (H, W, 3) uint8: red positive, blue negative, white zero."""
-    v = np.asarray(values, np.float64)
-    top = np.abs(v).max()
-    v = v / top if top > 0 else v
-    pos, neg = np.clip(v, 0, 1), np.clip(-v, 0, 1)
-    rgb = np.stack([1 - neg, 1 - pos - neg, 1 - pos], axis=-1)
-    return np.round(255 * np.clip(rgb, 0, 1)).astype(np.uint8)
-
-
-def overlay(image: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """The diverging map over the image's ink (drawn in grey): (H, W, 3) uint8."""
-    colour = diverging(values).astype(np.float64)
-    ink = np.clip(np.asarray(image, np.float64), 0, 1)[..., None]
-    return np.round(colour * (1 - 0.35 * ink)).astype(np.uint8)
-
-
-def feature_grid(maps: np.ndarray) -> np.ndarray:
-    """A layer's maps (H, W, C) as a grey grid, all maps on one scale (the layer's maximum), so
-    strong and weak maps can be told apart; ink dark."""
-    maps = np.moveaxis(np.asarray(maps, np.float64), -1, 0)
-    top = maps.max()
-    cols = int(np.ceil(np.sqrt(len(maps) * 2)))
-    return grid(maps / top if top > 0 else maps, cols=cols, gap=1)
 
 
 def curves_svg(curves: dict, kind: str, width: int = 320, height: int = 170) -> str:
