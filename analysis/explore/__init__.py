@@ -13,7 +13,6 @@ reports/fashion/explorer, `config.report_dir`); its pages name the classes ("6 (
 
 from __future__ import annotations
 
-import json
 import os
 import zipfile
 from pathlib import Path
@@ -36,10 +35,9 @@ def check_model_file(path) -> None:
 
 def is_site(folder: Path) -> bool:
     """Whether `folder` holds an explorer site written by this command (safe to replace)."""
-    try:
-        return json.loads((folder / "site.json").read_text()).get("generator") == "mnist_cnn explore"
-    except (OSError, ValueError, AttributeError):
-        return False
+    from analysis.site import read_site
+
+    return read_site(folder) is not None
 
 
 def check_out(out) -> None:

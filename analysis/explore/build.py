@@ -18,13 +18,13 @@ from analysis.explore.draw import write_draw
 from analysis.explore import render
 from analysis.oip.ascent import OIPConfig
 from analysis.oip.compute import oip_check
+from analysis.site import GENERATOR
 from mnist_cnn.errors import UserError
 from mnist_cnn.fileio import sha256_file
 from mnist_cnn.data import to_input
 from mnist_cnn.datasets import get_dataset
 from mnist_cnn.network import describe
 
-GENERATOR = "mnist_cnn explore"  # marks a folder as an explorer site (safe to replace)
 
 
 def _g(v, digits: int = 5):

@@ -13,23 +13,18 @@ The package: `compute` (the arrays), `pictures` (PNG and SVG), `page` (the HTML)
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 
 def explorer_site(dataset, digest):
     """The explorer site of the model whose file has SHA-256 `digest`, or None."""
+    from analysis.site import read_site
     from mnist_cnn.config import report_dir
 
     site = Path(report_dir(dataset, "explorer"))
-    try:
-        meta = json.loads((site / "site.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if meta.get("generator") != "mnist_cnn explore":
-        return None
-    return site if meta.get("model", {}).get("sha256") == digest else None
+    meta = read_site(site)
+    return site if meta is not None and meta.get("model", {}).get("sha256") == digest else None
 
 
 def _oips(model, digest, layer, maps, site, steps, cache_dir):
