@@ -113,3 +113,22 @@ def test_no_private_name_is_imported_from_another_package():
                             and owner != here:
                         crossings.append(f"{path.relative_to(ROOT)}: {node.module}.{alias.name}")
     assert not crossings, crossings
+
+
+def test_no_namespace_below_the_command_line():
+    """Below mnist_cnn/app/ functions take plain values: no `args.x`, no `getattr(args, ...)`
+    (issue 24: analysis.predict took the Namespace)."""
+    import ast
+
+    found = []
+    for name, path in modules().items():
+        if name.startswith("mnist_cnn.app") or name == "mnist_cnn.cli":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                    and node.value.id == "args":
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} args.{node.attr}")
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "getattr" \
+                    and node.args and getattr(node.args[0], "id", None) == "args":
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} getattr(args, ...)")
+    assert not found, found

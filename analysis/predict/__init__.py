@@ -8,7 +8,8 @@ faithfulness verdicts (`analysis.attribution`), the most active maps of the last
 their OIPs (linked to the explorer's unit pages when a site of this model exists), the feature
 maps of every layer, and the nearest training images in the last hidden layer's space.
 
-The package: `compute` (the arrays), `pictures` (PNG and SVG), `page` (the HTML).
+The package: `compute` (the arrays), `svg` (the curves), `page` (the HTML); the pictures
+are `analysis.pictures`. `predict_images` is the verb; `mnist_cnn/app/predict.py` the command.
 """
 
 from __future__ import annotations
@@ -66,8 +67,26 @@ def _oips(model, digest, layer, maps, site, steps, cache_dir):
     return {int(m): cached[int(m)] for m in maps}
 
 
-def run_predict(args) -> int:
-    """CLI entry: `args.inks` (checked by the CLI), `args.model`, `args.dataset`, `args.out`."""
+def predict_images(model, model_path, images, out, dataset="mnist", data=None, contrast=None,
+                   top: int = 8, oip_steps: int = 80) -> list:
+    """Write the predict report of each image and return what each says.
+
+    Parameters
+    ----------
+    model : keras.Model, loaded for `dataset` (`mnist_cnn.model.load_trained`).
+    model_path : its file (hashed: the caches and the explorer link are per model).
+    images : list of (path, ink): `ink` as `mnist_cnn.images.read_ink` returns it.
+    out : folder of the reports: one subfolder per image, named after its file.
+    dataset : "mnist" or "fashion"; data : the training data's file (None: the default).
+    contrast : class compared with the answer (None, or the answer itself: the runner-up).
+    top : most active maps of the last conv layer shown; oip_steps : their OIPs' steps.
+
+    Returns
+    -------
+    list of dicts, one per image: "path", "folder" (its report), "answer" (the three most
+    probable (class, probability)), "names" (class names), "polarity", "faithful" (titles of
+    the methods that beat both controls and pass the randomisation check).
+    """
     import numpy as np
 
     from analysis.attribution.methods import Attributor
@@ -75,51 +94,48 @@ def run_predict(args) -> int:
     from mnist_cnn.datasets import get_dataset
     from mnist_cnn.fileio import atomic_dir, sha256_file
     from mnist_cnn.images import to_field
-    from mnist_cnn.model import load_trained
 
-    info = get_dataset(args.dataset)
-    model = load_trained(args.model, dataset=info.name)  # refuses another class count
+    info = get_dataset(dataset)
     names = list(info.class_names)
     attributor = Attributor(model)
     field_maps = compute.FieldMaps(model)
-    out_root = Path(args.out)
-    digest = sha256_file(args.model)
+    out_root = Path(out)
+    digest = sha256_file(model_path)
     features, y_train, x_train = compute.training_features(
-        model, digest, info.name, args.data, out_root / ".cache")
+        model, digest, info.name, data, out_root / ".cache")
     site = explorer_site(info.name, digest)
     layer = compute.last_conv(model)
-    model_info = {"file": str(args.model), "sha256": digest}
-    for path, ink in zip(args.images, args.inks):
+    model_info = {"file": str(model_path), "sha256": digest}
+    results = []
+    for path, ink in images:
         field = to_field(ink)
         probs = np.asarray(model(field[None, ..., None], training=False))[0]
         top3 = compute.answer(probs)
         label = top3[0][0]
-        contrast = args.contrast if args.contrast is not None and args.contrast != label else top3[1][0]
+        versus = contrast if contrast is not None and contrast != label else top3[1][0]
         maps = field_maps(field)
         hidden = maps.pop("hidden")
-        top = None
+        shown = None
         oips = {}
         if layer is not None:
-            idx, means = compute.top_maps(maps[layer], args.top)
-            top = (layer, idx, means)
-            oips = _oips(model, digest, layer, idx, site, args.oip_steps,
-                             out_root / ".cache")
+            idx, means = compute.top_maps(maps[layer], top)
+            shown = (layer, idx, means)
+            oips = _oips(model, digest, layer, idx, site, oip_steps, out_root / ".cache")
         idx, dist = compute.nearest(features, hidden, 8)
         item = {"name": Path(path).name, "path": path, "ink": ink, "field": field,
-                "thumbnail": ink.preview, "answer": top3, "contrast": int(contrast),
-                "maps": maps, "top": top,
-                "attributions": compute.attributions(attributor, field, label, contrast),
+                "thumbnail": ink.preview, "answer": top3, "contrast": int(versus),
+                "maps": maps, "top": shown,
+                "attributions": compute.attributions(attributor, field, label, versus),
                 "neighbours": (idx, dist, y_train[idx], x_train[idx]),
                 "hidden_layer": field_maps.hidden, "hidden_units": int(hidden.size),
                 "model": model_info}
         target = out_root / Path(path).stem
         link = os.path.relpath(site, target) if site is not None else None
         with atomic_dir(target) as tmp:
-            summary = page.write_report(tmp, item, oips, link, names)
+            summary = page.write_page(tmp, item, oips, link, names)
         rows = summary["attribution"]["class"]["rows"]
-        good = [r["title"] for r in rows if r["beats_random"] and r["beats_sobel"]
-                and r["passes_randomisation"]]
-        print(f"{path}: {names[label]} {top3[0][1]:.1%} (then {names[top3[1][0]]} "
-              f"{top3[1][1]:.1%}, {names[top3[2][0]]} {top3[2][1]:.1%}); read as "
-              f"{ink.polarity}; faithful maps: {', '.join(good) or 'none'} -> {target}/index.html")
-    return 0
+        results.append({"path": path, "folder": target, "answer": top3, "names": names,
+                        "polarity": ink.polarity,
+                        "faithful": [r["title"] for r in rows if r["beats_random"]
+                                     and r["beats_sobel"] and r["passes_randomisation"]]})
+    return results

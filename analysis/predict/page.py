@@ -41,13 +41,13 @@ def _attribution_block(out: Path, field, result: dict, key: str, heading: str) -
             f"{svg.curves_svg(curves, 'insertion')}</div>{table_html(result)}")
 
 
-def write_report(out, item: dict, oips: dict, site_link, names) -> dict:
+def write_page(out, item: dict, oips: dict, site_link, names) -> dict:
     """Write one image's report into the folder `out`.
 
     Parameters
     ----------
     out : folder (exists, empty).
-    item : the computed report of one image (see `analysis.predict.run_predict`): path, ink,
+    item : the computed report of one image (see `analysis.predict.predict_images`): path, ink,
         field, answer, maps, top maps, attributions, neighbours.
     oips : {map index: (28, 28) image} of the last conv layer's top maps (may be empty).
     site_link : relative path of the explorer site from `out`, or None.

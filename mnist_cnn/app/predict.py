@@ -1,5 +1,5 @@
 """`mnist_cnn predict IMAGE...`: what the network says about your own images, and why
-(`analysis.predict.run_predict`; docs/predict.md)."""
+(`analysis.predict.predict_images`; docs/predict.md)."""
 
 from __future__ import annotations
 
@@ -58,6 +58,18 @@ def check(args):
 
 
 def run(args):
-    from analysis.predict import run_predict
+    from analysis.predict import predict_images
+    from mnist_cnn.datasets import get_dataset
+    from mnist_cnn.model import load_trained
 
-    return run_predict(args)
+    dataset = get_dataset(args.dataset).name
+    model = load_trained(args.model, dataset=dataset)  # refuses another class count
+    for r in predict_images(model, args.model, list(zip(args.images, args.inks)), args.out,
+                            dataset=dataset, data=args.data, contrast=args.contrast,
+                            top=args.top, oip_steps=args.oip_steps):
+        (first, p1), (second, p2), (third, p3) = r["answer"]
+        names = r["names"]
+        print(f"{r['path']}: {names[first]} {p1:.1%} (then {names[second]} {p2:.1%}, "
+              f"{names[third]} {p3:.1%}); read as {r['polarity']}; faithful maps: "
+              f"{', '.join(r['faithful']) or 'none'} -> {r['folder']}/index.html")
+    return 0
