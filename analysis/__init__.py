@@ -16,6 +16,8 @@ The API for a notebook (docs/api.md), each imported on first use:
 * `write_oips(model, layer, out, x_data=None, ...)` -> files  (oip)
 * `write_report(model, test_data, digit, out, ...)` -> summary; out/index.html (report)
 * `write_site(model, test_data, out, ...)` -> summary; out/index.html          (explore)
+* `attribute(model, x, y, contrast=None)` -> maps and faithfulness (attribution.evaluate)
+* `predict_images(model, model_path, images, out, ...)` -> answers; reports   (predict)
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import importlib
 
 _API = {"extract": "analysis.feature_maps", "compare_classes": "analysis.compare",
         "compute_oips": "analysis.oip.compute", "write_oips": "analysis.oip",
-        "write_report": "analysis.report", "write_site": "analysis.explore"}
+        "write_report": "analysis.report", "write_site": "analysis.explore",
+        "attribute": "analysis.attribution.evaluate", "predict_images": "analysis.predict"}
 
 
 def __getattr__(name):

@@ -152,3 +152,22 @@ def test_a_conv_units_attribution_lies_in_the_receptive_field_of_its_peak(tmp_pa
     from PIL import Image
 
     assert Image.open(tmp_path / "img" / "c-1-attribution.png").size == (2 * 29 - 1, 28)
+
+
+def test_the_public_verbs_attribute_and_predict(tiny_model, tiny_model_path, mnist, tmp_path):
+    """`analysis.attribute` and `analysis.predict_images` (docs/api.md) on plain values."""
+    import analysis
+    from mnist_cnn.data import to_input
+    from mnist_cnn.images import load_ink
+    from PIL import Image
+
+    _, (x_test, y_test) = mnist
+    result = analysis.attribute(tiny_model, to_input(x_test[:4]), y_test[:4], randomise=1)
+    assert {r["method"] for r in result["rows"]} >= {"saliency", "integrated_gradients", "occlusion"}
+    assert all(m.shape == (4, 28, 28) for m in result["maps"].values())
+    png = tmp_path / "seven.png"
+    Image.fromarray(255 - x_test[0]).save(png)  # ink dark on white, as a user draws it
+    [answer] = analysis.predict_images(tiny_model, tiny_model_path, [(str(png), load_ink(png))],
+                                       tmp_path / "out", oip_steps=2)
+    assert answer["answer"][0][0] == int(tiny_model.predict(to_input(x_test[:1]), verbose=0).argmax())
+    assert (tmp_path / "out" / "seven" / "index.html").is_file()

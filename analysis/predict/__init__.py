@@ -75,7 +75,7 @@ def predict_images(model, model_path, images, out, dataset="mnist", data=None, c
     ----------
     model : keras.Model, loaded for `dataset` (`mnist_cnn.model.load_trained`).
     model_path : its file (hashed: the caches and the explorer link are per model).
-    images : list of (path, ink): `ink` as `mnist_cnn.images.read_ink` returns it.
+    images : list of (path, ink): `ink` as `mnist_cnn.images.load_ink(path)` returns it.
     out : folder of the reports: one subfolder per image, named after its file.
     dataset : "mnist" or "fashion"; data : the training data's file (None: the default).
     contrast : class compared with the answer (None, or the answer itself: the runner-up).
