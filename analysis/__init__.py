@@ -18,6 +18,10 @@ The API for a notebook (docs/api.md), each imported on first use:
 * `write_site(model, test_data, out, ...)` -> summary; out/index.html          (explore)
 * `attribute(model, x, y, contrast=None)` -> maps and faithfulness (attribution.evaluate)
 * `predict_images(model, model_path, images, out, ...)` -> answers; reports   (predict)
+
+and the building blocks the tour notebook uses: the figures of `plots` and `oip.plots`,
+`probe_accuracy` and `ablation` (compare), `OIPConfig`, `oip_quality`, `class_images`, `carve`
+(oip), `Attributor` and `target_weights` (attribution.methods).
 """
 
 from __future__ import annotations
@@ -27,7 +31,26 @@ import importlib
 _API = {"extract": "analysis.feature_maps", "compare_classes": "analysis.compare",
         "compute_oips": "analysis.oip.compute", "write_oips": "analysis.oip",
         "write_report": "analysis.report", "write_site": "analysis.explore",
-        "attribute": "analysis.attribution.evaluate", "predict_images": "analysis.predict"}
+        "attribute": "analysis.attribution.evaluate", "predict_images": "analysis.predict",
+        # the building blocks the tour notebook shows: plots, probe and ablation, OIP pieces
+        "plot_activation_grid": "analysis.plots",
+        "plot_class_samples": "analysis.plots",
+        "plot_class_means": "analysis.plots",
+        "plot_ranking": "analysis.plots",
+        "plot_ablation": "analysis.plots",
+        "probe_accuracy": "analysis.compare",
+        "ablation": "analysis.compare",
+        "OIPConfig": "analysis.oip.ascent",
+        "oip_quality": "analysis.oip.compute",
+        "carve": "analysis.oip.compute",
+        "class_images": "analysis.oip.compute",
+        "CARVE_CONFIG": "analysis.oip.compute",
+        "CLASS_IMAGE_CONFIG": "analysis.oip.compute",
+        "plot_oips": "analysis.oip.plots",
+        "plot_carving": "analysis.oip.plots",
+        "plot_class_images": "analysis.oip.plots",
+        "Attributor": "analysis.attribution.methods",
+        "target_weights": "analysis.attribution.methods"}
 
 
 def __getattr__(name):

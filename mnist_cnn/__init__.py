@@ -31,6 +31,13 @@ _API = {
     "build_model": ("mnist_cnn.model", "build_model"),
     "describe": ("mnist_cnn.network", "describe"),
     "UserError": ("mnist_cnn.errors", "UserError"),
+    # what the tour notebook uses beside them
+    "evaluate_model": ("mnist_cnn.evaluate", "evaluate"),
+    "plot_confusion": ("mnist_cnn.evaluate", "plot_confusion"),
+    "top_confusions": ("mnist_cnn.evaluate", "top_confusions"),
+    "head_model": ("mnist_cnn.model", "head_model"),
+    "load_ink": ("mnist_cnn.images", "load_ink"),
+    "to_field": ("mnist_cnn.images", "to_field"),
 }
 
 __all__ = ["__version__", *_API]

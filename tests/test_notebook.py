@@ -77,6 +77,8 @@ def test_cells_use_public_names_only():
         assert not re.search(r"(import\s+|,\s*|\.)_[A-Za-z]", source), f"cell {number}: a private name"
         assert "argparse" not in source and "mnist_cnn.app" not in source and \
             "mnist_cnn.cli" not in source, f"cell {number}: the command line"
+        assert not re.search(r"(from|import)\s+(mnist_cnn|analysis)\.", source), \
+            f"cell {number}: a module below the public API of mnist_cnn and analysis (issue 24)"
 
 
 def test_run_fails_naming_the_cell():
