@@ -16,7 +16,7 @@ The API for a notebook (docs/api.md), each imported on first use:
 * `write_oips(model, layer, out, x_data=None, ...)` -> files  (oip)
 * `write_report(model, test_data, digit, out, ...)` -> summary; out/index.html (report)
 * `write_site(model, test_data, out, ...)` -> summary; out/index.html          (explore)
-* `attribute(model, x, y, contrast=None)` -> maps and faithfulness (attribution.evaluate)
+* `attribute(model, x, y, contrast=None)` -> maps and faithfulness (attribution.verdicts)
 * `predict_images(model, model_path, images, out, ...)` -> answers; reports   (predict)
 
 and the building blocks the tour notebook uses: the figures of `plots` and `oip.plots`,
@@ -31,7 +31,7 @@ import importlib
 _API = {"extract": "analysis.feature_maps", "compare_classes": "analysis.compare",
         "compute_oips": "analysis.oip.compute", "write_oips": "analysis.oip",
         "write_report": "analysis.report", "write_site": "analysis.explore",
-        "attribute": "analysis.attribution.evaluate", "predict_images": "analysis.predict",
+        "attribute": "analysis.attribution.verdicts", "predict_images": "analysis.predict",
         # the building blocks the tour notebook shows: plots, probe and ablation, OIP pieces
         "plot_activation_grid": "analysis.plots",
         "plot_class_samples": "analysis.plots",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from analysis.attribution import faithfulness
-from analysis.attribution.evaluate import measure
+from analysis.attribution.verdicts import measure
 from analysis.attribution.methods import Attributor, target_weights
 
 PIXEL, CLASS = (9, 17), 3

@@ -30,7 +30,7 @@ def odd_model(seed=0):
 
 def test_the_series_network_matches_its_table():
     from mnist_cnn.model import build_model, head_model, pre_activation_model
-    from mnist_cnn.reference import layer_geometry, receptive_fields
+    from mnist_cnn.numpy_reference import layer_geometry, receptive_fields
 
     model = build_model()
     head_model(model)  # cuts call the layers again; the description follows the model's graph

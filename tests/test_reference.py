@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from mnist_cnn import reference as ref
+from mnist_cnn import numpy_reference as ref
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.attribution import faithfulness
-from analysis.attribution.evaluate import COMPLETENESS_TOLERANCE, best_against_random, measure
+from analysis.attribution.verdicts import COMPLETENESS_TOLERANCE, best_against_random, measure
 from analysis.attribution.methods import Attributor, target_weights
 
 

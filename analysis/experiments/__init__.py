@@ -2,8 +2,8 @@
 
 The names, in the order of `all`, are `mnist_cnn.config.EXPERIMENTS` (the command line reads
 them there without importing this package); `MODULES` maps each to its module here:
-single-image (`single_image`), lines (`lines`), reference (`reference_check`: it checks the
-NumPy reference `mnist_cnn/reference.py` against Keras) and two-runs (`two_runs`); `filters`
+single-image (`single_image`), lines (`lines`), reference (`reference`: it checks the
+NumPy reference `mnist_cnn/numpy_reference.py` against Keras) and two-runs (`two_runs`); `filters`
 holds what they share. Each module has `run(out, seed, data, **sizes)`, which writes
 `<out>/<name>/` (PNGs, an .npz of the numbers, summary.json); `run_one` makes that atomic: the
 folder appears complete or not at all. `mnist_cnn.bench.bench_experiments` times them.
@@ -17,10 +17,8 @@ from pathlib import Path
 
 from mnist_cnn.config import EXPERIMENTS
 
-# Experiment name -> module: the name with "_" for "-", except where the name alone would be
-# taken for something else.
-_MODULE_OF = {"reference": "reference_check"}  # not the NumPy reference, mnist_cnn/reference.py
-MODULES = {name: f"{__name__}.{_MODULE_OF.get(name, name.replace('-', '_'))}"
+# Experiment name -> module: the name with "_" for "-".
+MODULES = {name: f"{__name__}.{name.replace('-', '_')}"
            for name in EXPERIMENTS}
 
 

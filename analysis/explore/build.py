@@ -184,7 +184,7 @@ def build_site(model, model_path, test_data, out, steps: int = 80, starts: int =
         "seconds": seconds, "cpu_seconds": cpu,
     }
     table = render_table(net)
-    render.write_site(out, site, units, {layer: o["images"] for layer, o in oips.items()}, x[..., 0],
+    render.write_pages(out, site, units, {layer: o["images"] for layer, o in oips.items()}, x[..., 0],
                       table)
     unit_attribution.write_pictures(out, unit_attribution.unit_attributions(model, units, x), x, units)
     t = lap("pages and pictures", t)  # from the end of the OIPs: per-unit numbers included

@@ -356,7 +356,7 @@ def unit_pictures(out: Path, u: dict, oip_images: np.ndarray, x: np.ndarray) -> 
     pictures.save_png(pictures.strip([x[t["index"]] for t in u["low"]]), out / "img" / f"{name}-low.png")
 
 
-def write_site(out, site: dict, units: list, oip_images: dict, x: np.ndarray, table: dict) -> None:
+def write_pages(out, site: dict, units: list, oip_images: dict, x: np.ndarray, table: dict) -> None:
     """Write every page, picture and JSON file into the existing folder `out`.
 
     oip_images : {layer: (starts, C, 28, 28)}; x : test images (N, 28, 28) in [0, 1];

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.attribution.evaluate import measure
+from analysis.attribution.verdicts import measure
 from analysis.attribution.methods import target_weights
 from analysis.feature_maps import FeatureExtractor
 from mnist_cnn.fileio import save_npz, sha256_file

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import pictures
-from analysis.attribution.evaluate import public, table_html
+from analysis.attribution.verdicts import public, table_html
 from analysis.attribution.methods import title
 from analysis.pictures import gray, save_png
 from analysis.predict import svg

@@ -57,7 +57,7 @@ def _plot_mistakes(images, maps: dict, names):
 
 def attribution_section(ctx: Context) -> Section:
     """What makes a DIGIT a DIGIT and not a CONTRAST, per attribution method, with numbers."""
-    from analysis.attribution.evaluate import best_against_random, measure
+    from analysis.attribution.verdicts import best_against_random, measure
     from analysis.attribution.methods import Attributor, target_weights, title
 
     d, c, name = ctx.digit, ctx.contrast, ctx.name

@@ -26,6 +26,6 @@ def check(args):
 
 def run(args):
     from mnist_cnn.model import load_trained
-    from mnist_cnn.reference import print_info
+    from mnist_cnn.numpy_reference import print_info
 
     return print_info(None if args.model is None else load_trained(args.model))

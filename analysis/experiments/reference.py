@@ -1,6 +1,6 @@
 """Experiment reference: the NumPy reference runs the series' CNN, and receptive fields are measured.
 
-`mnist_cnn.reference` is tested layer by layer on random inputs; here it runs the real network's
+`mnist_cnn.numpy_reference` is tested layer by layer on random inputs; here it runs the real network's
 map layers (conv_1 ... conv_3 with ReLU and max pooling) on test images and back-propagates
 the centre conv_3 unit to the input, and both are compared with Keras and `tf.GradientTape`.
 Then every input pixel is perturbed in turn (one batch of 785 images) to see which pixels change
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_cnn import reference as ref
+from mnist_cnn import numpy_reference as ref
 from mnist_cnn.config import DEFAULT_MODEL, MAP_LAYERS
 
 IMAGES = 64
