@@ -79,3 +79,18 @@ def test_cache_is_read_back(tmp_path):
     again, cached = measure_cached(x, names=("loops", "area"), folder=tmp_path)
     assert cached and list(again) == ["loops", "area"]
     assert np.array_equal(again["loops"], first["loops"])
+
+
+def test_holm_on_a_hand_example():
+    from analysis.concepts.stats import holm
+    # sorted 0.005, 0.01, 0.03, 0.04 scaled by 4, 3, 2, 1 -> 0.02, 0.03, 0.06, 0.04; running max
+    # keeps 0.06 for the last, so 0.03 and 0.04 are not rejected although both are below 0.05.
+    adjusted, rejected = holm([0.01, 0.04, 0.03, 0.005])
+    np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, 0.02])
+    assert rejected.tolist() == [True, False, False, True]
+
+
+def test_two_sided_p_counts_both_tails_and_the_observed():
+    from analysis.concepts.stats import two_sided_p
+    # null mean 2; score 4 is 2 away; 0 and 4 are as far -> (1 + 2) / (1 + 5)
+    assert two_sided_p(4.0, np.array([0.0, 1, 2, 3, 4])) == pytest.approx(0.5)

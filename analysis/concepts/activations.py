@@ -49,16 +49,26 @@ def logit_gradients(model, net, layer: str, acts: np.ndarray, cls: int) -> np.nd
     return np.asarray(tape.gradient(logit, a)).reshape(len(acts), -1)
 
 
-def pooled(acts: np.ndarray, grid: int = 4) -> np.ndarray:
-    """Maps (N, H, W, C) -> (N, grid * grid * C) by averaging over a grid of cells; dense
-    outputs unchanged. The probes read these: a 26x26x32 map has more features than images."""
+def pooled(acts: np.ndarray, window: int = 2) -> np.ndarray:
+    """Maps (N, H, W, C) -> (N, H // window * W // window * C): average pooling over
+    window x window cells (a last odd row or column dropped); dense outputs unchanged. The
+    probes read these: fewer features than a whole map, still where each feature sits.
+
+    Parameters
+    ----------
+    acts : (N, H, W, C) maps or (N, units) dense outputs; window : the pooling cell's side
+
+    Returns
+    -------
+    (N, features) float32.
+    """
     if acts.ndim == 2:
-        return acts
+        return acts.astype(np.float32)
     n, h, w, c = acts.shape
-    rows = np.array_split(np.arange(h), min(grid, h))
-    cols = np.array_split(np.arange(w), min(grid, w))
-    cells = [acts[:, r[0]:r[-1] + 1, k[0]:k[-1] + 1].mean(axis=(1, 2)) for r in rows for k in cols]
-    return np.concatenate(cells, axis=1)
+    k = min(window, h, w)
+    a = acts[:, :h // k * k, :w // k * k].astype(np.float32)
+    a = a.reshape(n, h // k, k, w // k, k, c).mean(axis=(2, 4))
+    return a.reshape(n, -1)
 
 
 def peaks(acts: np.ndarray) -> np.ndarray:

@@ -17,7 +17,8 @@ def _subset(n: int, size: int, rng) -> np.ndarray:
     return np.sort(rng.choice(n, min(size, n), replace=False))
 
 
-def run(model, data, dataset: str = "mnist", probe_train: int = 5000, probe_test: int = 2000,
+def run(model, data, dataset: str = "mnist", images: int | None = None, probe_train: int = 5000,
+        probe_test: int = 2000,
         concept_pool: int = 5000, per_set: int = 150, per_class: int = 300,
         permutations: int = 2000, seeds=(0, 1, 2), classes=None, tcav_layers=None, k: int = 0,
         draws: int = 10, cache=None, measurements=None) -> dict:
@@ -27,6 +28,8 @@ def run(model, data, dataset: str = "mnist", probe_train: int = 5000, probe_test
     ----------
     model : a trained accepted model; data : ((x_train, y_train), (x_test, y_test)) uint8
     dataset : "mnist" (all measurements) or "fashion" (area, width, height, thickness)
+    images : at most this many training and this many test images are used at all (a fixed
+        random subset of each, measured and cached as such; default all: tests pass a few hundred)
     probe_train, probe_test : images for the probes; concept_pool : training images the
         concept sets are drawn from; per_set : images per side of a concept; per_class : test
         images per class for the TCAV scores; permutations, seeds : the TCAV null and spread
@@ -46,6 +49,13 @@ def run(model, data, dataset: str = "mnist", probe_train: int = 5000, probe_test
     t0 = time.perf_counter()
     seconds = {}
     (x_tr, y_tr), (x_te, y_te) = data
+    if images is not None:
+        pick = np.random.default_rng(1)
+        keep_tr, keep_te = _subset(len(x_tr), images, pick), _subset(len(x_te), images, pick)
+        x_tr, y_tr, x_te, y_te = x_tr[keep_tr], y_tr[keep_tr], x_te[keep_te], y_te[keep_te]
+        if measurements is not None:
+            measurements = ({n: v[keep_tr] for n, v in measurements[0].items()},
+                            {n: v[keep_te] for n, v in measurements[1].items()})
     net = describe(model)
     names = names_for(dataset)
     if measurements is None:
@@ -82,6 +92,7 @@ def run(model, data, dataset: str = "mnist", probe_train: int = 5000, probe_test
     pool_acts = A.layer_outputs(model, tcav_layers, to_in(x_tr[pool]))
     masks = concept_sets({n: m_tr[n][pool] for n in names}, names)
     test_of = {c: np.flatnonzero(y_te == c)[:per_class] for c in classes}
+    classes = [c for c in classes if len(test_of[c])]  # a small subset may lack a class
     grads = {}
     for layer in tcav_layers:
         grads[layer] = {}
@@ -115,4 +126,5 @@ def run(model, data, dataset: str = "mnist", probe_train: int = 5000, probe_test
             "settings": {"probe_train": len(i_tr), "probe_test": len(i_te), "concept_pool": len(pool),
                          "per_set": per_set, "per_class": per_class, "permutations": permutations,
                          "seeds": list(seeds), "tcav_layers": tcav_layers, "k": k,
-                         "draws": draws, "dataset": dataset}}
+                         "draws": draws, "dataset": dataset, "images": images,
+                         "train_images": len(x_tr), "test_images": len(x_te)}}
