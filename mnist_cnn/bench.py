@@ -143,6 +143,121 @@ def bench_train(seeds: int = 3) -> dict:
     return out
 
 
+def _conv_flops(layer, batch) -> int:
+    kh, kw, c_in, c_out = layer.kernel.shape
+    _, oh, ow, _ = layer.output.shape
+    return 2 * kh * kw * c_in * c_out * oh * ow * batch
+
+
+def bench_profile(seeds: int = 3, batch: int = 64, steps: int = 20) -> dict:
+    """`make bench` section: where a training step's time goes, piece by piece, on one fixed
+    batch of `batch` training images under the resolved `auto` policy.
+
+    Each piece is its own tf.function, run `steps` times per timing (best of 3 after a tracing
+    call): the augmentation, the forward pass, forward + backward (loss, L2 and every gradient),
+    the optimiser's update alone, the whole step (forward + backward + update), and per layer
+    the forward and forward + backward of conv_1, conv_2, conv_3 and the dense part on their own
+    inputs. The arithmetic limit beside them is a measured one: the GFLOP/s of a large square
+    matrix product (2048, in the same precision), the best these cores do on dense arithmetic.
+
+    Returns
+    -------
+    dict: per piece ms per step, GFLOP/s where it has a FLOP count (`mnist_cnn.flops` rules),
+    and the fraction of the matrix-product rate it reaches; the batch and the policy.
+    """
+    import keras
+    import tensorflow as tf
+
+    from mnist_cnn.config import AUGMENTATION, TrainConfig
+    from mnist_cnn.flops import FORWARD_AND_BACKWARD, forward_flops
+    from mnist_cnn.pipeline import augment
+    from mnist_cnn.training import compiled_model, seed_everything, split
+
+    config = TrainConfig()
+    policy = resolve(config.precision)
+    seed_everything(0)
+    (x_fit, y_fit), _, _ = split(config)
+    x, y = tf.constant(x_fit[:batch]), tf.constant(y_fit[:batch])
+    model = compiled_model(config)
+    model.optimizer.build(model.trainable_variables)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    weights = model.trainable_variables
+    seed = tf.constant([1, 2], dtype=tf.int64)
+
+    def grads(images):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(images, training=True)) + tf.add_n(model.losses)
+        return tape.gradient(loss, weights)
+
+    fixed = grads(x)
+    # Each piece maps a (perturbed) input to tensors; see the loop below.
+    pieces = {
+        "augmentation": (x, lambda inp: augment(inp, seed, AUGMENTATION["mnist"])),
+        "forward": (x, lambda inp: model(inp, training=True)),
+        "forward_backward": (x, grads),
+        "optimizer_update": (x, lambda inp: model.optimizer.apply(fixed, weights) or [inp[0, 0]]),
+        "whole_step": (x, lambda inp: model.optimizer.apply(grads(inp), weights) or [inp[0, 0]]),
+    }
+    step_flops = FORWARD_AND_BACKWARD * forward_flops(model) * batch
+    flops = {"forward": step_flops // FORWARD_AND_BACKWARD, "forward_backward": step_flops,
+             "whole_step": step_flops}
+
+    by_name = {layer.name: layer for layer in model.layers}
+    inputs, feed = {}, x
+    for layer in model.layers[1:]:
+        inputs[layer.name] = feed
+        feed = layer(feed)
+    dense = keras.Sequential([by_name["dense_1"], by_name["output"]])
+    dense_flops = 2 * batch * sum(int(np.prod(by_name[n].kernel.shape)) for n in ("dense_1", "output"))
+    for name, layer, inp, n_flops in [
+            *((n, by_name[n], inputs[n], _conv_flops(by_name[n], batch))
+              for n in ("conv_1", "conv_2", "conv_3")),
+            ("dense_1+output", dense, inputs["dense_1"], dense_flops)]:
+
+        def fwd_bwd(inp, layer=layer):
+            with tf.GradientTape() as tape:
+                tape.watch(inp)
+                total = tf.reduce_sum(tf.cast(layer(inp), tf.float32))
+            return tape.gradient(total, [inp, *layer.trainable_variables])
+
+        pieces[f"{name} forward"] = (inp, lambda inp, layer=layer: layer(inp))
+        pieces[f"{name} forward_backward"] = (inp, fwd_bwd)
+        flops[f"{name} forward"], flops[f"{name} forward_backward"] = n_flops, 3 * n_flops
+
+    dtype = tf.bfloat16 if policy == "mixed_bfloat16" else tf.float32
+    square = tf.cast(tf.random.uniform([2048, 2048]), dtype)
+    pieces["matmul_2048"] = (square, lambda inp: tf.linalg.matmul(inp, inp))
+    flops["matmul_2048"] = 2 * 2048 ** 3
+
+    out = {"batch": batch, "policy": policy, "pieces": {}}
+    for name, (start, piece) in pieces.items():
+        @tf.function
+        def repeated(start=start, piece=piece):
+            # `steps` calls in a loop, each input perturbed by the previous result, so that no
+            # call can be pruned, merged with another or hoisted out of the loop.
+            acc = tf.zeros([], tf.float32)
+            for _ in tf.range(steps):
+                inp = start + tf.cast(acc * 1e-30, start.dtype)
+                result = tf.nest.flatten(piece(inp))
+                acc += tf.add_n([tf.cast(tf.reduce_sum(t), tf.float32) for t in result])
+            return acc
+
+        best, _ = best_of(lambda: repeated().numpy(), repeats=3)
+        ms = best / steps * 1e3
+        row = {"ms_per_step": round(ms, 3)}
+        if name in flops:
+            row["gflops_per_second"] = round(flops[name] / (ms / 1e3) / 1e9, 1)
+        out["pieces"][name] = row
+    limit = out["pieces"]["matmul_2048"]["gflops_per_second"]
+    for name, row in out["pieces"].items():
+        if "gflops_per_second" in row:
+            row["fraction_of_matmul_rate"] = round(row["gflops_per_second"] / limit, 3)
+        print(f"[bench] profile, batch {batch}, {policy}: {name:28s} {row['ms_per_step']:8.3f} ms"
+              + (f"  {row['gflops_per_second']:7.1f} GFLOP/s ({row['fraction_of_matmul_rate']:.0%} "
+                 f"of the matmul rate)" if "gflops_per_second" in row else ""))
+    return out
+
+
 def bench_pipeline(seeds: int = 3, seconds=3.0, trials=8) -> dict:
     """`make bench` section: why `mnist_cnn.pipeline` switches tf.data's autotuning off.
 
@@ -360,7 +475,7 @@ def bench_predict(seeds: int = 3) -> dict:
 
 # name -> function; each takes the number of training seeds and returns a dict. The order is the order of a
 # full `make bench`.
-SECTIONS = {"pipeline": bench_pipeline, "train": bench_train, "analyze": bench_analyze,
+SECTIONS = {"pipeline": bench_pipeline, "profile": bench_profile, "train": bench_train, "analyze": bench_analyze,
             "oip": bench_oip, "predict": bench_predict, "experiments": bench_experiments,
             "fashion": bench_fashion, "draw": bench_draw}
 
