@@ -17,7 +17,7 @@ def test_best_of_counts_only_the_calls_after_the_warm_up():
 
 
 def test_sections_and_their_key_numbers():
-    assert list(bench.SECTIONS) == ["pipeline", "train", "analyze", "oip", "predict", "experiments",
+    assert list(bench.SECTIONS) == ["pipeline", "profile", "train", "analyze", "oip", "predict", "experiments",
                                    "fashion", "draw"]
     assert all(callable(f) for f in bench.SECTIONS.values())
     assert tuple(bench.KEY_NUMBERS) == EXPERIMENTS
@@ -46,3 +46,49 @@ def test_epoch_flops_agree_with_a_count_from_the_layer_shapes():
     counted = epoch_flops(build_model(), 50_000)
     assert abs(counted - expected) <= 0.01 * expected
     assert 0.9e12 < counted < 1.0e12  # the issue's ~0.96 TFLOP per 50,000-image epoch
+
+
+_MACHINE = {"cpu_model": "Some CPU", "cpu_flags": ["avx512f"], "policy": "float32"}
+
+
+def test_training_summary_reports_seeds_peer_ratio_flops_and_the_goal():
+    runs = [{"seed": 0, "test_accuracy": 0.9952, "training_seconds": 40.0},
+            {"seed": 1, "test_accuracy": 0.9950, "training_seconds": 44.0},
+            {"seed": 2, "test_accuracy": 0.9948, "training_seconds": 42.0}]
+    peer = {"test_accuracy": 0.9922, "training_seconds": 100.0}
+    s = bench.training_summary(runs, peer, epoch_flops=10**12, epochs=6, machine=_MACHINE)
+    assert s["training_seconds_mean"] == 42.0 and s["time_ratio_to_keras_io"] == 0.42
+    assert s["test_accuracy_mean"] == pytest.approx(0.995) and s["test_accuracy_min"] == 0.9948
+    assert s["gflops_per_second"] == pytest.approx(6e12 / 42 / 1e9, abs=0.1)
+    assert s["goal_met"] and all(s["goal"].values())
+    for text in ("Some CPU (avx512f), float32", "seed 1 99.50% in 44 s", "keras-io 99.2200% in 100.0 s",
+                 "time ratio 0.420", "1.000 TFLOP", "143 GFLOP/s", "goal met"):
+        assert text in s["line"], text
+    slow = bench.training_summary(runs[:1], {**peer, "training_seconds": 60.0}, 10**12, 6, _MACHINE)
+    assert not slow["goal_met"] and slow["goal"] == {"mean_accuracy": True, "each_accuracy": True,
+                                                    "time_ratio": False}
+    assert slow["line"].endswith("not met: time_ratio") and slow["test_accuracy_std"] == 0.0
+    low = bench.training_summary([{**runs[0], "test_accuracy": 0.9944}], peer, 10**12, 6, _MACHINE)
+    assert low["goal"]["each_accuracy"] is False and low["goal"]["mean_accuracy"] is False
+
+
+def test_bench_train_on_a_tiny_slice(tmp_path, monkeypatch):
+    """The train section end to end, on 256 images for one epoch and a one-epoch peer on 512:
+    every seed's run, the peer, the ratio and the FLOPs of the epoch it trained."""
+    from mnist_cnn.flops import epoch_flops
+    from mnist_cnn.model import build_model
+
+    monkeypatch.chdir(tmp_path)
+    out = bench.bench_train(seeds=2, throughput=False,
+                            overrides=dict(epochs=1, train_limit=256, precision="float32"),
+                            peer_options=dict(epochs=1, limit=512))
+    runs = out["default_training"]["runs"]
+    assert [r["seed"] for r in runs] == [0, 1] and all(r["training_seconds"] > 0 for r in runs)
+    assert out["default_training"]["config"]["train_limit"] == 256
+    assert out["default_training"]["epoch_flops"] == epoch_flops(build_model(), 256)
+    assert "first 512 training images" in out["keras_io_convnet"]["recipe"]
+    assert out["time_ratio_to_keras_io"] == pytest.approx(
+        out["default_training"]["training_seconds_mean"] / out["keras_io_convnet"]["training_seconds"],
+        abs=0.002)
+    assert out["machine"]["cpu_model"] in out["default_training"]["line"]
+    assert (tmp_path / "bench" / "runs" / "seed-1" / "metrics.json").is_file()
