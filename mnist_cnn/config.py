@@ -44,7 +44,8 @@ class TrainConfig:
     augment: bool = _opt(True, "augment the training images, by data set (AUGMENTATION): mnist "
                          "random shifts (±2 px) and rotations (±10°); fashion none (measured)")
     val_size: int = _opt(10000, "validation images taken from the end of the training set", "positive")
-    val_every: int = _opt(2, "validate every N epochs (Keras validation_freq)", "positive")
+    val_every: int = _opt(0, "validate every N epochs (Keras validation_freq; 0: only after the "
+                          "last epoch)", "non-negative")
     steps_per_execution: int = _opt(8, "training steps per call into TensorFlow (fewer Python round trips)",
                                     "positive")
     train_limit: int = _opt(0, "use only the first N training images (0: all)", "non-negative")

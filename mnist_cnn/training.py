@@ -222,7 +222,7 @@ def _train(config: TrainConfig, callbacks, verbose, user_model=None) -> dict:
         work.mkdir(parents=True, exist_ok=True)
         model.fit(training_dataset(x_fit, targets(y_fit, config), config),
                   validation_data=batches(x_val, targets(y_val, config), batch_size=1000),
-                  validation_freq=config.val_every, epochs=config.epochs, callbacks=fit_callbacks,
+                  validation_freq=config.val_every or config.epochs, epochs=config.epochs, callbacks=fit_callbacks,
                   verbose=verbose,
                   shuffle=False)  # the dataset shuffles itself, seeded
         seconds = time.perf_counter() - started
