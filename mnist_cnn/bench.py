@@ -1,7 +1,8 @@
 """`make bench`: speed and accuracy numbers, printed and written to bench/results.json.
 
 All of `make bench` is here, in one place with one timing helper (`best_of`): the sections
-pipeline (the tf.data wait that `mnist_cnn.pipeline` avoids), train (throughput, the default
+pipeline (the tf.data wait that `mnist_cnn.pipeline` avoids), profile (one training step,
+piece by piece, against a measured matmul rate), train (throughput, the default
 training over seeds, the keras-io peer), analyze (feature maps, the whole `analyze` command),
 oip (quality and speed of the OIPs), predict (attribution's faithfulness and speed),
 experiments, fashion and draw (the explorer's draw page in headless Chromium). They run in
@@ -220,7 +221,7 @@ def _conv_flops(layer, batch) -> int:
     return 2 * kh * kw * c_in * c_out * oh * ow * batch
 
 
-def bench_profile(seeds: int = 3, batch: int = 64, steps: int = 20) -> dict:
+def bench_profile(seeds: int = 3, batch: int = 64, steps: int = 20, precision=None) -> dict:
     """`make bench` section: where a training step's time goes, piece by piece, on one fixed
     batch of `batch` training images under the resolved `auto` policy.
 
@@ -244,7 +245,7 @@ def bench_profile(seeds: int = 3, batch: int = 64, steps: int = 20) -> dict:
     from mnist_cnn.pipeline import augment
     from mnist_cnn.training import compiled_model, seed_everything, split
 
-    config = TrainConfig()
+    config = TrainConfig(precision=precision or TrainConfig().precision)
     policy = resolve(config.precision)
     seed_everything(0)
     (x_fit, y_fit), _, _ = split(config)
