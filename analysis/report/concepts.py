@@ -1,0 +1,161 @@
+"""`mnist_cnn concepts`: the concept page (issue #26, docs/concepts.md).
+
+`write_concepts` runs `analysis.concepts.run` and writes, into a folder that replaces `out`
+only when everything is written (`fileio.atomic_dir`): index.html (the page, with the style and
+tables of the analyze report, `analysis.report.html`), probes.csv, tcav.csv, units.csv (the
+strongest unit-concept correlations), causal.csv and concepts.json (every number and the
+settings).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from pathlib import Path
+
+from analysis.report.context import csv_value
+from analysis.report.html import _STYLE, _html_table
+from mnist_cnn.fileio import atomic_dir, sha256_file, write_bytes, write_json
+
+TOP_UNITS = 3  # units listed per layer and measurement
+
+
+def _csv(path: Path, rows: list):
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: csv_value(v) for k, v in r.items()} for r in rows)
+    write_bytes(path, buffer.getvalue().encode())
+
+
+def _fmt(v, digits=3):
+    return round(v, digits) if isinstance(v, float) else v
+
+
+def unit_rows(units: dict, top: int = TOP_UNITS) -> list:
+    """The `top` units by |rho| per layer and measurement.
+
+    Parameters
+    ----------
+    units : layer -> measurement -> list of Spearman rho per unit (`run`'s "units")
+    top : units per (layer, measurement)
+
+    Returns
+    -------
+    list of dicts: layer, concept, rank, unit, rho.
+    """
+    rows = []
+    for layer, by_name in units.items():
+        for name, rho in by_name.items():
+            order = sorted(range(len(rho)), key=lambda u: -abs(rho[u]))[:top]
+            rows += [{"layer": layer, "concept": name, "rank": r + 1, "unit": u, "rho": rho[u]}
+                     for r, u in enumerate(order)]
+    return rows
+
+
+def causal_rows(causal) -> list:
+    """The causal check as rows: one per group of digits (with loops, without)."""
+    if not causal:
+        return []
+    return [{"layer": causal["layer"], "group": g, "images": causal[g]["images"], "k": causal["k"],
+             "base": causal[g]["base"], "loop_units_zeroed": causal[g]["loop_units"],
+             "random_units_zeroed_mean": causal[g]["random_mean"],
+             "random_units_zeroed_std": causal[g]["random_std"],
+             "drop_loop_units": causal[g]["drop_loop_units"],
+             "drop_random": causal[g]["drop_random"], "draws": causal["draws"]}
+            for g in ("with loops", "without")]
+
+
+def render_page(result: dict, model_file: str, sha: str, dataset_title: str) -> str:
+    """index.html of the concept report from `run`'s result.
+
+    Parameters
+    ----------
+    result : `analysis.concepts.run`'s dict; model_file, sha : the model's path and sha256
+    dataset_title : "MNIST" or "Fashion-MNIST"
+
+    Returns
+    -------
+    str, the page.
+    """
+    s = result["settings"]
+    show = lambda rows: [{k: _fmt(v) for k, v in r.items()} for r in rows]  # noqa: E731
+    probes = show([{**r, "trained - random": r["trained"] - r["random"]} for r in result["probes"]])
+    tcav = show(sorted(result["tcav"], key=lambda r: (r["p_holm"], r["p"])))
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>mnist_cnn: concepts "
+             f"({html.escape(dataset_title)})</title><style>{_STYLE}</style></head><body>",
+             f"<h1>Which human concepts the CNN uses ({html.escape(dataset_title)})</h1>",
+             f"<p>Model <code>{html.escape(model_file)}</code> (sha256 {sha[:16]}...). "
+             f"Measurements: {html.escape(', '.join(result['names']))}."
+             + (f" Skipped on this data set (they mean nothing on clothes): "
+                f"{html.escape(', '.join(result['skipped']))}." if result["skipped"] else "")
+             + f" Images: {s['train_images']} training, {s['test_images']} test; probes on "
+             f"{s['probe_train']} / {s['probe_test']}; TCAV {s['per_set']} images per side, "
+             f"{s['permutations']} label permutations, seeds {', '.join(map(str, s['seeds']))}. "
+             f"How to read these numbers: docs/concepts.md.</p>",
+             "<h2 id='probes'>Linear probes: trained vs random weights</h2>",
+             "<p>Held-out R² of a ridge regression (loops: accuracy of a ridge classifier on 0, "
+             "1, 2+) from each layer's 2x2 average-pooled activations, beside the same probe on "
+             "the same architecture with random weights. Random features decode a lot; only the "
+             "difference is what training made.</p>",
+             _html_table(probes, "Probe scores per layer and measurement", link="probes.csv"),
+             "<h2 id='tcav'>TCAV</h2>",
+             "<p>Score: fraction of a class's test images whose logit grows along the concept "
+             "direction (first seed); mean and std over seeds (different concept images); p: "
+             "two-sided, against the scores of the same images with shuffled concept labels; "
+             "p_holm: Holm-adjusted over every row; significant: p_holm below 0.05. Sorted by "
+             "p_holm.</p>",
+             _html_table(tcav, "TCAV per class, concept and layer", link="tcav.csv"),
+             "<h2 id='units'>Units most tied to each measurement</h2>",
+             "<p>Spearman correlation of a unit's peak activation with a measurement over the "
+             "test images; the strongest units per layer and measurement. A correlation is no "
+             "cause: see the causal check.</p>",
+             _html_table(show(unit_rows(result["units"])), "Top unit-concept correlations",
+                         link="units.csv"),
+             "<h2 id='causal'>Causal check</h2>"]
+    rows = causal_rows(result["causal"])
+    if rows:
+        parts += ["<p>Accuracy with the k units of the last conv layer most correlated with the "
+                  "loop count set to zero, against k random units (mean and std over draws), on "
+                  "digits with loops (0, 6, 8, 9) and without (1, 7).</p>",
+                  _html_table(show(rows), "Zeroing loop units", link="causal.csv")]
+    else:
+        parts.append("<p>Not run: it needs the loop count (not measured on this data set) and a "
+                     "conv layer.</p>")
+    secs = ", ".join(f"{k} {v:.1f} s" for k, v in result["seconds"].items())
+    parts.append(f"<p><small>Written by <code>python -m mnist_cnn concepts</code> ({secs}); every "
+                 "number in <a href='concepts.json'>concepts.json</a>.</small></p></body></html>\n")
+    return "\n".join(parts)
+
+
+def write_concepts(model, data, out, model_path=None, dataset: str = "mnist", **options) -> dict:
+    """Run the concept analyses and write the report folder `out` (replaced whole).
+
+    Parameters
+    ----------
+    model : a trained accepted model; data : ((x_train, y_train), (x_test, y_test)) uint8
+    out : the report folder; model_path : the model's file (recorded), or None
+    dataset : "mnist" or "fashion"; **options : `analysis.concepts.run`'s (images, seeds, ...)
+
+    Returns
+    -------
+    dict: `run`'s result with "files" (the names written).
+    """
+    from analysis.concepts import run
+    from mnist_cnn.datasets import get_dataset
+
+    result = run(model, data, dataset=dataset, **options)
+    sha = sha256_file(model_path) if model_path else ""
+    files = ["index.html", "probes.csv", "tcav.csv", "units.csv", "causal.csv", "concepts.json"]
+    with atomic_dir(Path(out)) as tmp:
+        _csv(tmp / "probes.csv", result["probes"])
+        _csv(tmp / "tcav.csv", result["tcav"])
+        _csv(tmp / "units.csv", unit_rows(result["units"]))
+        _csv(tmp / "causal.csv", causal_rows(result["causal"]))
+        write_json(tmp / "concepts.json", {"model": {"file": str(model_path or ""), "sha256": sha},
+                                           **result})
+        write_bytes(tmp / "index.html", render_page(result, str(model_path or "(in memory)"), sha,
+                                                    get_dataset(dataset).title).encode())
+    return {**result, "files": files}
