@@ -20,7 +20,7 @@ def _subset(n: int, size: int, rng) -> np.ndarray:
 def run(model, data, dataset: str = "mnist", images: int | None = None, probe_train: int = 5000,
         probe_test: int = 2000,
         concept_pool: int = 5000, per_set: int = 150, per_class: int = 300,
-        permutations: int = 2000, seeds=(0, 1, 2), classes=None, tcav_layers=None, k: int = 0,
+        permutations: int = 10000, seeds=(0, 1, 2), classes=None, tcav_layers=None, k: int = 0,
         draws: int = 10, cache=None, measurements=None) -> dict:
     """All concept tables of a model.
 

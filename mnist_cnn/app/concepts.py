@@ -19,8 +19,8 @@ def add(sub):
                    help="use at most N training and N test images (default all; quicker, rougher)")
     p.add_argument("--seeds", type=positive_int, default=3, metavar="N",
                    help="draws of the TCAV concept images, for the spread (default 3)")
-    p.add_argument("--permutations", type=positive_int, default=2000, metavar="N",
-                   help="label permutations in the TCAV null (default 2000)")
+    p.add_argument("--permutations", type=positive_int, default=10000, metavar="N",
+                   help="label permutations in the TCAV null (default 10000; the smallest p is 1/(N+1))")
     add_check_only(p)
     add_model_options(p)
     return p
