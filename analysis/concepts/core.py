@@ -42,13 +42,15 @@ def run(model, data, dataset: str = "mnist", images: int | None = None, probe_tr
     -------
     dict: names, skipped, probes, tcav, units (layer -> measurement -> rho list), causal (or
     None without loops), settings, seconds (per stage), examples (measurement -> lowest and
-    highest test indices).
+    highest test indices, into the test subset when `images` is given), test_indices (that
+    subset's indices into x_test, or None).
     """
     from mnist_cnn.network import describe
 
     t0 = time.perf_counter()
     seconds = {}
     (x_tr, y_tr), (x_te, y_te) = data
+    keep_te = None
     if images is not None:
         pick = np.random.default_rng(1)
         keep_tr, keep_te = _subset(len(x_tr), images, pick), _subset(len(x_te), images, pick)
@@ -123,6 +125,7 @@ def run(model, data, dataset: str = "mnist", images: int | None = None, probe_tr
     skipped = [n for n in names_for("mnist") if n not in names]
     return {"names": list(names), "skipped": skipped, "probes": probes, "tcav": tcav,
             "units": units, "causal": causal, "examples": examples, "seconds": seconds,
+            "test_indices": None if keep_te is None else keep_te.tolist(),
             "settings": {"probe_train": len(i_tr), "probe_test": len(i_te), "concept_pool": len(pool),
                          "per_set": per_set, "per_class": per_class, "permutations": permutations,
                          "seeds": list(seeds), "tcav_layers": tcav_layers, "k": k,

@@ -68,8 +68,23 @@ def causal_rows(causal) -> list:
             for g in ("with loops", "without")]
 
 
+def causal_verdict(causal) -> str:
+    """One sentence on what the causal check found, from its numbers."""
+    w, wo = causal["with loops"], causal["without"]
+    spread = max(2 * w["random_std"], 0.005)
+    if w["drop_loop_units"] > w["drop_random"] + spread and \
+            w["drop_loop_units"] > wo["drop_loop_units"] + spread:
+        return (f"The loop units matter: zeroing them costs digits with loops "
+                f"{w['drop_loop_units']:.1%} of accuracy, digits without "
+                f"{wo['drop_loop_units']:.1%}, and as many random units "
+                f"{w['drop_random']:.1%}.")
+    return (f"The loop units only correlate: zeroing them costs digits with loops "
+            f"{w['drop_loop_units']:.1%} of accuracy, no more than random units "
+            f"({w['drop_random']:.1%}) or digits without loops ({wo['drop_loop_units']:.1%}).")
+
+
 def render_page(result: dict, model_file: str, sha: str, dataset_title: str) -> str:
-    """index.html of the concept report from `run`'s result.
+    """index.html of the concept report from `run`'s result (the figures beside it).
 
     Parameters
     ----------
@@ -83,43 +98,78 @@ def render_page(result: dict, model_file: str, sha: str, dataset_title: str) -> 
     s = result["settings"]
     show = lambda rows: [{k: _fmt(v) for k, v in r.items()} for r in rows]  # noqa: E731
     probes = show([{**r, "trained - random": r["trained"] - r["random"]} for r in result["probes"]])
-    tcav = show(sorted(result["tcav"], key=lambda r: (r["p_holm"], r["p"])))
+    tcav = sorted(result["tcav"], key=lambda r: (r["p_holm"], r["p"]))
+    significant = [r for r in tcav if r["significant"]]
+    floor = len(tcav) / (s["permutations"] + 1)
+    e = html.escape
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>mnist_cnn: concepts "
-             f"({html.escape(dataset_title)})</title><style>{_STYLE}</style></head><body>",
-             f"<h1>Which human concepts the CNN uses ({html.escape(dataset_title)})</h1>",
-             f"<p>Model <code>{html.escape(model_file)}</code> (sha256 {sha[:16]}...). "
-             f"Measurements: {html.escape(', '.join(result['names']))}."
+             f"({e(dataset_title)})</title><style>{_STYLE}</style></head><body>",
+             f"<h1>Which human concepts the CNN uses ({e(dataset_title)})</h1>",
+             f"<p>Model <code>{e(model_file)}</code> (sha256 {sha[:16]}...). "
+             f"Measurements: {e(', '.join(result['names']))}."
              + (f" Skipped on this data set (they mean nothing on clothes): "
-                f"{html.escape(', '.join(result['skipped']))}." if result["skipped"] else "")
+                f"{e(', '.join(result['skipped']))}." if result["skipped"] else "")
              + f" Images: {s['train_images']} training, {s['test_images']} test; probes on "
              f"{s['probe_train']} / {s['probe_test']}; TCAV {s['per_set']} images per side, "
              f"{s['permutations']} label permutations, seeds {', '.join(map(str, s['seeds']))}. "
-             f"How to read these numbers: docs/concepts.md.</p>",
-             "<h2 id='probes'>Linear probes: trained vs random weights</h2>",
-             "<p>Held-out R² of a ridge regression (loops: accuracy of a ridge classifier on 0, "
-             "1, 2+) from each layer's 2x2 average-pooled activations, beside the same probe on "
-             "the same architecture with random weights. Random features decode a lot; only the "
-             "difference is what training made.</p>",
-             _html_table(probes, "Probe scores per layer and measurement", link="probes.csv"),
-             "<h2 id='tcav'>TCAV</h2>",
-             "<p>Score: fraction of a class's test images whose logit grows along the concept "
-             "direction (first seed); mean and std over seeds (different concept images); p: "
-             "two-sided, against the scores of the same images with shuffled concept labels; "
-             "p_holm: Holm-adjusted over every row; significant: p_holm below 0.05. Sorted by "
-             "p_holm.</p>",
-             _html_table(tcav, "TCAV per class, concept and layer", link="tcav.csv"),
-             "<h2 id='units'>Units most tied to each measurement</h2>",
-             "<p>Spearman correlation of a unit's peak activation with a measurement over the "
-             "test images; the strongest units per layer and measurement. A correlation is no "
-             "cause: see the causal check.</p>",
-             _html_table(show(unit_rows(result["units"])), "Top unit-concept correlations",
-                         link="units.csv"),
-             "<h2 id='causal'>Causal check</h2>"]
+             f"How to read these numbers, and how not to over-read them: docs/concepts.md.</p>",
+             "<h2 id='examples'>The measurements</h2>",
+             "<p>Each measurement is computed from the image alone (skeleton, distance "
+             "transform, moments, holes): no hand labels. The 8 test images with the lowest and "
+             "the highest value of each:</p><table><tr><th>measurement</th><th>lowest</th>"
+             "<th>highest</th></tr>"]
+    for name, ex in result["examples"].items():
+        cells = []
+        for end, key in (("low", "values_low"), ("high", "values_high")):
+            values = ", ".join(f"{v:.3g}" for v in ex[key])
+            cells.append(f"<td><img style='height:42px;image-rendering:pixelated' "
+                         f"src='examples/{e(name)}-{end}.png' alt='{e(name)}: {end}est' "
+                         f"title='{values}'><br><small>{values}</small></td>")
+        parts.append(f"<tr><td>{e(name)}</td>{''.join(cells)}</tr>")
+    parts += ["</table>",
+              "<h2 id='probes'>Is a concept there? Linear probes, trained vs random weights</h2>",
+              "<p>Held-out R² of a ridge regression (loops: accuracy of a ridge classifier on 0, "
+              "1, 2+) from each layer's 2x2 average-pooled activations, beside the same probe on "
+              "the same architecture with random weights. Random features decode a lot; only the "
+              "difference is what training made.</p>",
+              "<img src='probes.png' alt='probe scores per layer, trained and random weights' "
+              "style='max-width:100%'>",
+              _html_table(probes, "Probe scores per layer and measurement", link="probes.csv"),
+              "<h2 id='tcav'>Does the class decision use it? TCAV</h2>",
+              "<p>A concept is two sets of training images (loop: at least one closed loop vs "
+              "none; every other measurement: its top vs bottom quartile). Its CAV is the "
+              "direction separating them in a layer. <b>score</b>: the fraction of a class's test "
+              "images whose logit grows along the CAV (Kim et al.'s TCAV score, first seed; mean "
+              "and std over seeds beside it; null_score: the same for shuffled concept labels). "
+              "On a small CNN it is nearly always 0 or 1, for random directions too, so the test "
+              "uses the <b>magnitude</b>: the mean directional derivative along the unit CAV over "
+              "the mean gradient norm (a cosine). <b>p</b>: two-sided, against the magnitudes of "
+              "the same images with shuffled concept labels (null_sd: their spread); "
+              "<b>p_holm</b>: Holm-adjusted over all "
+              f"{len(tcav)} rows; significant: p_holm &lt; 0.05. With {s['permutations']} "
+              f"permutations the smallest reachable p_holm is {floor:.3g}.</p>",
+              f"<p><b>{len(significant)} of {len(tcav)}</b> rows are significant after the "
+              "correction" + (": " + "; ".join(
+                  f"class {r['class']} {'up' if r['magnitude'] > 0 else 'down'} along "
+                  f"{e(r['concept'])} in {e(r['layer'])}" for r in significant[:12])
+                  if significant else "") + ".</p>",
+              _html_table(show(tcav), "TCAV per class, concept and layer, by p_holm",
+                          link="tcav.csv"),
+              "<h2 id='units'>Units most tied to each measurement</h2>",
+              "<p>Spearman correlation of a unit's peak activation with a measurement over the "
+              "test images; the strongest units per layer and measurement. A correlation is no "
+              "cause: see the causal check.</p>",
+              _html_table(show(unit_rows(result["units"])), "Top unit-concept correlations",
+                          link="units.csv"),
+              "<h2 id='causal'>Causal check</h2>"]
     rows = causal_rows(result["causal"])
     if rows:
-        parts += ["<p>Accuracy with the k units of the last conv layer most correlated with the "
-                  "loop count set to zero, against k random units (mean and std over draws), on "
-                  "digits with loops (0, 6, 8, 9) and without (1, 7).</p>",
+        parts += [f"<p>Accuracy with the {result['causal']['k']} units of "
+                  f"{e(result['causal']['layer'])} most correlated with the loop count set to "
+                  "zero, against as many random units (mean and std over "
+                  f"{result['causal']['draws']} draws), on digits with loops (0, 6, 8, 9) and "
+                  f"without (1, 7). {e(causal_verdict(result['causal']))}</p>",
+                  "<img src='causal.png' alt='accuracy after zeroing loop units and random units'>",
                   _html_table(show(rows), "Zeroing loop units", link="causal.csv")]
     else:
         parts.append("<p>Not run: it needs the loop count (not measured on this data set) and a "
@@ -128,6 +178,13 @@ def render_page(result: dict, model_file: str, sha: str, dataset_title: str) -> 
     parts.append(f"<p><small>Written by <code>python -m mnist_cnn concepts</code> ({secs}); every "
                  "number in <a href='concepts.json'>concepts.json</a>.</small></p></body></html>\n")
     return "\n".join(parts)
+
+
+def _save_figure(fig, path: Path):
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def write_concepts(model, data, out, model_path=None, dataset: str = "mnist", **options) -> dict:
@@ -141,19 +198,38 @@ def write_concepts(model, data, out, model_path=None, dataset: str = "mnist", **
 
     Returns
     -------
-    dict: `run`'s result with "files" (the names written).
+    dict: `run`'s result with "files" (the names written, relative to `out`).
     """
+    import matplotlib
+
+    matplotlib.use("Agg")
     from analysis.concepts import run
+    from analysis.concepts.plots import plot_causal, plot_probes
+    from analysis.pictures import save_png, strip
     from mnist_cnn.datasets import get_dataset
 
     result = run(model, data, dataset=dataset, **options)
+    x_test = data[1][0]
+    if result["settings"]["images"] is not None:  # run's indices are into its test subset
+        x_test = x_test[result["test_indices"]]
     sha = sha256_file(model_path) if model_path else ""
-    files = ["index.html", "probes.csv", "tcav.csv", "units.csv", "causal.csv", "concepts.json"]
+    files = ["index.html", "probes.csv", "tcav.csv", "units.csv", "causal.csv", "concepts.json",
+             "probes.png"]
     with atomic_dir(Path(out)) as tmp:
         _csv(tmp / "probes.csv", result["probes"])
         _csv(tmp / "tcav.csv", result["tcav"])
         _csv(tmp / "units.csv", unit_rows(result["units"]))
         _csv(tmp / "causal.csv", causal_rows(result["causal"]))
+        _save_figure(plot_probes(result["probes"]), tmp / "probes.png")
+        if result["causal"]:
+            _save_figure(plot_causal(result["causal"]), tmp / "causal.png")
+            files.append("causal.png")
+        (tmp / "examples").mkdir()
+        for name, ex in result["examples"].items():
+            for end in ("low", "high"):
+                idx = ex["lowest" if end == "low" else "highest"]
+                save_png(strip(x_test[idx] / 255.0), tmp / "examples" / f"{name}-{end}.png")
+                files.append(f"examples/{name}-{end}.png")
         write_json(tmp / "concepts.json", {"model": {"file": str(model_path or ""), "sha256": sha},
                                            **result})
         write_bytes(tmp / "index.html", render_page(result, str(model_path or "(in memory)"), sha,
