@@ -193,3 +193,53 @@ def test_probes_decode_loops_better_from_trained_than_random_weights(tiny_model,
     row = next(r for r in result["probes"] if r["layer"] == "conv_3" and r["concept"] == "loops")
     assert 0 <= row["random"] < row["trained"] <= 1
     assert {r["layer"] for r in result["probes"]} >= {"conv_1", "pool_1", "conv_3", "dense_1"}
+
+
+def test_the_command_writes_the_causal_table_and_the_page(tiny_model_path, run_main, tmp_path):
+    import csv
+    import json
+
+    out = tmp_path / "concepts"
+    rc, err = run_main(["concepts", "--model", tiny_model_path, "--images", "400",
+                        "--permutations", "99", "--seeds", "2", "--out", str(out)])
+    assert rc == 0, err
+    rows = list(csv.DictReader(open(out / "causal.csv")))
+    assert [r["group"] for r in rows] == ["with loops", "without"]
+    assert all(0 <= float(r["loop_units_zeroed"]) <= 1 and int(r["k"]) >= 1 for r in rows)
+    result = json.load(open(out / "concepts.json"))
+    assert result["settings"]["permutations"] == 99 and result["settings"]["seeds"] == [0, 1]
+    page = (out / "index.html").read_text()
+    for part in ("probes.png", "causal.png", "examples/loops-high.png", "p_holm"):
+        assert part in page
+    assert not list(tmp_path.glob(".*"))  # nothing hidden left beside the report
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--images", "50"], "--images must be at least 100"),
+    (["--permutations", "5"], "--permutations must be at least 20"),
+    (["--model", "nowhere.keras"], "no model at nowhere.keras"),
+])
+def test_bad_arguments_are_one_line_and_status_2(run_main, argv, words):
+    rc, err = run_main(["concepts", *argv])
+    assert rc == 2 and len(err) == 1 and words in err[0]
+
+
+def test_a_count_below_one_is_a_usage_error(run_main, capsys):
+    with pytest.raises(SystemExit) as stop:
+        run_main(["concepts", "--seeds", "0"])
+    assert stop.value.code == 2 and "--seeds: must be > 0" in capsys.readouterr().err
+
+
+def test_fashion_runs_the_measurements_that_make_sense_there(tiny_fashion_model_path, run_main,
+                                                             tmp_path):
+    import json
+
+    out = tmp_path / "fashion-concepts"
+    rc, err = run_main(["concepts", "--dataset", "fashion", "--model", tiny_fashion_model_path,
+                        "--images", "300", "--permutations", "49", "--seeds", "1",
+                        "--out", str(out)])
+    assert rc == 0, err
+    result = json.load(open(out / "concepts.json"))
+    assert set(result["names"]) == {"area", "width", "height", "thickness"}
+    assert "loops" in result["skipped"] and result["causal"] is None
+    assert "Skipped on this data set" in (out / "index.html").read_text()
