@@ -235,3 +235,52 @@ def write_concepts(model, data, out, model_path=None, dataset: str = "mnist", **
         write_bytes(tmp / "index.html", render_page(result, str(model_path or "(in memory)"), sha,
                                                     get_dataset(dataset).title).encode())
     return {**result, "files": files}
+
+
+def concepts_section(ctx):
+    """The digit report's "4 and not 9: which concepts" (TCAV rows of the two classes).
+
+    Concept sets come from the odd-indexed test images, measured; the class images are the
+    even-indexed ones, so no image is in both. Holm's correction runs over this section's rows.
+    """
+    from analysis.concepts.core import tcav_rows
+    from analysis.concepts.measure import measure_cached, names_for
+    from analysis.report.context import Section
+
+    pool, rest = ctx.x_test[1::2, ..., 0], ctx.x_test[0::2]
+    values, _ = measure_cached(pool, names_for(ctx.dataset.name))
+    rows, layers = tcav_rows(ctx.model, pool, values, rest, ctx.y_test[0::2],
+                             classes=[ctx.digit, ctx.contrast], per_set=150, per_class=200,
+                             permutations=10000, seeds=(0, 1, 2))
+    a, b = ctx.name(ctx.digit), ctx.name(ctx.contrast)
+    by = {(r["concept"], r["layer"], r["class"]): r for r in rows}
+    table = []
+    for concept, layer in dict.fromkeys((r["concept"], r["layer"]) for r in rows):
+        row = {"concept": concept, "layer": layer}
+        for label, cls in ((a, ctx.digit), (b, ctx.contrast)):
+            r = by.get((concept, layer, cls))
+            if r:
+                row.update({f"score_{label}": round(r["score"], 3),
+                            f"magnitude_{label}": round(r["magnitude"], 3),
+                            f"p_holm_{label}": round(r["p_holm"], 4),
+                            f"significant_{label}": r["significant"]})
+        table.append(row)
+    found = [f"{ctx.name(r['class'])} {'up' if r['magnitude'] > 0 else 'down'} along "
+             f"{r['concept']} ({r['layer']})" for r in rows if r["significant"]]
+    opposite = [f"{c} in {layer}" for (c, layer) in dict.fromkeys((r["concept"], r["layer"])
+                                                                  for r in rows)
+                if (c, layer, ctx.digit) in by and (c, layer, ctx.contrast) in by
+                and by[c, layer, ctx.digit]["significant"] and by[c, layer, ctx.contrast]["significant"]
+                and by[c, layer, ctx.digit]["magnitude"] * by[c, layer, ctx.contrast]["magnitude"] < 0]
+    text = (f"TCAV on measured concepts (docs/concepts.md): for each concept (e.g. a closed loop "
+            f"or not, thick or thin strokes) and layer, does the logit of {a} and of {b} follow "
+            f"the concept's direction more than directions of random splits of the same images? "
+            f"{len(rows)} tests, Holm-corrected over them (10,000 shuffles each). "
+            + (f"Significant: {'; '.join(found)}." if found else
+               "None is significant after the correction.")
+            + (f" Opposite for the two: {', '.join(opposite)}." if opposite else "")
+            + " The full concept page: `make concepts`.")
+    t = ctx.table("concepts", f"TCAV rows of {a} and {b}: score (sign count), magnitude "
+                  "(cosine), Holm-adjusted p.", table)
+    return Section("concepts", f"{a} and not {b}: which concepts", text, [], [t],
+                   {"rows": rows, "layers": layers})
