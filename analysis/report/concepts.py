@@ -16,7 +16,7 @@ from pathlib import Path
 
 from analysis.report.context import csv_value
 from analysis.report.html import _STYLE, _html_table
-from mnist_cnn.fileio import atomic_dir, sha256_file, write_bytes, write_json
+from mnist_cnn.fileio import atomic_dir, save_figure, sha256_file, write_bytes, write_json
 
 TOP_UNITS = 3  # units listed per layer and measurement
 
@@ -180,13 +180,6 @@ def render_page(result: dict, model_file: str, sha: str, dataset_title: str) -> 
     return "\n".join(parts)
 
 
-def _save_figure(fig, path: Path):
-    import matplotlib.pyplot as plt
-
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
 def write_concepts(model, data, out, model_path=None, dataset: str = "mnist", **options) -> dict:
     """Run the concept analyses and write the report folder `out` (replaced whole).
 
@@ -220,9 +213,9 @@ def write_concepts(model, data, out, model_path=None, dataset: str = "mnist", **
         _csv(tmp / "tcav.csv", result["tcav"])
         _csv(tmp / "units.csv", unit_rows(result["units"]))
         _csv(tmp / "causal.csv", causal_rows(result["causal"]))
-        _save_figure(plot_probes(result["probes"]), tmp / "probes.png")
+        save_figure(plot_probes(result["probes"]), tmp / "probes.png", dpi=90)
         if result["causal"]:
-            _save_figure(plot_causal(result["causal"]), tmp / "causal.png")
+            save_figure(plot_causal(result["causal"]), tmp / "causal.png", dpi=90)
             files.append("causal.png")
         (tmp / "examples").mkdir()
         for name, ex in result["examples"].items():
