@@ -214,22 +214,6 @@ def test_the_command_writes_the_causal_table_and_the_page(tiny_model_path, run_m
     assert not list(tmp_path.glob(".*"))  # nothing hidden left beside the report
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["--images", "50"], "--images must be at least 100"),
-    (["--permutations", "5"], "--permutations must be at least 20"),
-    (["--model", "nowhere.keras"], "no model at nowhere.keras"),
-])
-def test_bad_arguments_are_one_line_and_status_2(run_main, argv, words):
-    rc, err = run_main(["concepts", *argv])
-    assert rc == 2 and len(err) == 1 and words in err[0]
-
-
-def test_a_count_below_one_is_a_usage_error(run_main, capsys):
-    with pytest.raises(SystemExit) as stop:
-        run_main(["concepts", "--seeds", "0"])
-    assert stop.value.code == 2 and "--seeds: must be > 0" in capsys.readouterr().err
-
-
 def test_fashion_runs_the_measurements_that_make_sense_there(tiny_fashion_model_path, run_main,
                                                              tmp_path):
     import json
