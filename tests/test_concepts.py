@@ -146,11 +146,11 @@ def test_the_same_call_gives_the_same_table():
         tcav_table(*args, per_set=20, permutations=99)
 
 
-def _has_loop_model(x, loops):
+def _has_loop_model(x, loops, seed=0):
     """A tiny CNN trained (float32, 3 epochs, seconds) to say whether a digit has a loop."""
     import keras
 
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(seed)
     model = keras.Sequential([
         keras.Input((28, 28, 1), name="image"),
         keras.layers.Conv2D(8, 3, activation="relu", name="conv_1"),
