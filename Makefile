@@ -33,10 +33,13 @@ OIP_ARGS     = $(DATASET_ARGS) --layer "$(LAYER)" $(call opt,STEPS,--steps) $(ca
                $(call opt,MAPS,--maps) $(call opt,OUT,--out) --model "$(MODEL)" $(call opt,DATA,--data)
 PREDICT_ARGS = $(DATASET_ARGS) $(call opt,CONTRAST,--contrast) $(call opt,THRESHOLD,--threshold) \
                $(call opt,OUT,--out) --model "$(MODEL)" $(call opt,DATA,--data)
+CONCEPTS_ARGS = $(DATASET_ARGS) $(call opt,OUT,--out) $(call opt,IMAGES,--images) \
+               $(call opt,SEEDS,--seeds) $(call opt,PERMUTATIONS,--permutations) --model "$(MODEL)" \
+               $(call opt,DATA,--data)
 EXPLORE_ARGS = $(DATASET_ARGS) $(call opt,OUT,--out) $(call opt,STEPS,--steps) \
                $(call opt,STARTS,--starts) $(call opt,SEED,--seed) --model "$(MODEL)" $(call opt,DATA,--data)
 
-.PHONY: help venv train evaluate analyze oip explore predict notebook experiments experiment info bench test clean
+.PHONY: help venv train evaluate analyze oip explore concepts predict notebook experiments experiment info bench test clean
 .DEFAULT_GOAL := help
 
 help:
@@ -47,6 +50,7 @@ help:
 	@echo "  analyze      DIGIT=4 (or CLASS=shirt) [CONTRAST= SAMPLES= CMAP= LAYERS= OUT=] -> reports/digit-4/index.html"
 	@echo "  oip          LAYER=conv_3 [STEPS= SEED= MAPS=0,5,17 OUT=] -> reports/oip/conv_3.png and .npz"
 	@echo "  explore      [STEPS= STARTS= SEED= OUT=] one page per unit, a draw page -> reports/explorer/index.html, draw.html"
+	@echo "  concepts     [IMAGES= SEEDS= PERMUTATIONS= OUT=] which human concepts (loops, thickness, slant...) the layers carry -> reports/concepts/index.html"
 	@echo "  predict      IMAGE=digit.png (several: IMAGE=\"a.png b.jpg\") [CONTRAST= THRESHOLD= OUT=] -> reports/predict/<name>/index.html"
 	@echo "  notebook     open notebooks/tour.ipynb in Jupyter: the series in order, on your own network"
 	@echo "  experiments  all four filter experiments -> reports/experiments/<name>/"
@@ -110,6 +114,12 @@ explore: $(STAMP)
 	@$(PY) -m mnist_cnn explore $(EXPLORE_ARGS) --check-only
 	@if [ "$(MODEL)" = "$(DATASET_MODEL)" ]; then $(MAKE) --no-print-directory $(DATASET_MODEL); fi
 	$(PY) -m mnist_cnn explore $(EXPLORE_ARGS)
+
+# Which human concepts the network uses (docs/concepts.md); measurements are cached per data set.
+concepts: $(STAMP)
+	@$(PY) -m mnist_cnn concepts $(CONCEPTS_ARGS) --check-only
+	@if [ "$(MODEL)" = "$(DATASET_MODEL)" ]; then $(MAKE) --no-print-directory $(DATASET_MODEL); fi
+	$(PY) -m mnist_cnn concepts $(CONCEPTS_ARGS)
 
 # Your own image(s): IMAGE="a.png b.jpg" for several. The images and arguments are checked
 # first (Pillow, no TensorFlow), so a bad file never starts a training of the default model.

@@ -32,6 +32,7 @@ _API = {"extract": "analysis.feature_maps", "compare_classes": "analysis.compare
         "compute_oips": "analysis.oip.compute", "write_oips": "analysis.oip",
         "write_report": "analysis.report", "write_site": "analysis.explore",
         "attribute": "analysis.attribution.verdicts", "predict_images": "analysis.predict",
+        "write_concepts": "analysis.report.concepts",
         # the building blocks the tour notebook shows: plots, probe and ablation, OIP pieces
         "plot_activation_grid": "analysis.plots",
         "plot_class_samples": "analysis.plots",

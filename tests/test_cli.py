@@ -13,6 +13,10 @@ BAD_ARGUMENTS = [
     (["train", "--epoch", "3", "--bogus"], "unrecognized arguments"),
     (["train", "--data", "/nonexistent/mnist.npz"], "does not exist"),
     (["evaluate", "--model", "/nonexistent/m.keras"], "no model at /nonexistent/m.keras"),
+    (["concepts", "--images", "50"], "--images must be at least 100"),
+    (["concepts", "--permutations", "5"], "--permutations must be at least 20"),
+    (["concepts", "--seeds", "0"], "--seeds: must be > 0, got 0"),
+    (["concepts", "--model", "/nonexistent/m.keras"], "no model at /nonexistent/m.keras"),
 ]
 
 

@@ -77,6 +77,33 @@ def cut_values(tiny_model, x_test):
     return out
 
 
+def test_unit_and_layer_pages_name_the_concepts_most_tied_to_them(explorer_site, x_test,
+                                                                  cut_values):
+    from scipy.stats import spearmanr
+
+    from analysis.concepts import measure
+
+    u = unit(explorer_site, "conv_3-5")
+    assert set(u["concepts"]) == {"area", "length", "thickness", "slant", "width", "height",
+                                  "loops", "endpoints", "junctions"}
+    # an independent Spearman: scipy's, on the peaks of a plain model cut
+    peaks = cut_values["conv_3"][..., 5].max(axis=(1, 2))
+    slant = measure(x_test[0])["slant"]
+    assert u["concepts"]["slant"] == pytest.approx(spearmanr(peaks, slant)[0], abs=1e-3)
+    page = (explorer_site / "conv_3-5.html").read_text()
+    strongest = max(u["concepts"], key=lambda n: abs(u["concepts"][n]))
+    assert '<section id="concepts">' in page and f"<th>{strongest}</th>" in page
+    layer = (explorer_site / "conv_3.html").read_text()
+    rows = re.findall(r"<tr><th>(\w+)</th>((?:<td><a href=\"conv_3-\d+\.html\">)[^\n]*?)</tr>",
+                      layer)
+    assert {name for name, _ in rows} == set(u["concepts"])
+    loop_units = re.findall(r'href="(conv_3-\d+)\.html">[^<]*</a> ([+-][\d.]+)',
+                            dict(rows)["loops"])
+    rhos = [abs(unit(explorer_site, name)["concepts"]["loops"]) for name, _ in loop_units]
+    others = [abs(unit(explorer_site, f"conv_3-{i}")["concepts"]["loops"]) for i in range(128)]
+    assert len(rhos) == 3 and rhos == sorted(rhos, reverse=True) and rhos[0] == max(others)
+
+
 @pytest.mark.parametrize("name", ["conv_1-3", "conv_2-10", "conv_3-48", "dense_1-5", "output-7"])
 def test_top_images_match_a_model_cut(explorer_site, cut_values, name):
     layer, index = name.rsplit("-", 1)

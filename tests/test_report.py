@@ -62,6 +62,17 @@ def test_summary_has_the_key_numbers(report, tiny_model_path):
     assert int(first_csv_row[1]) == s["top_maps"][0]["map"]
 
 
+def test_concepts_section_tests_the_two_classes_with_holm(report):
+    out, s = report
+    rows = s["sections"]["concepts"]["rows"]
+    assert {r["class"] for r in rows} == {4, s["contrast"]}
+    assert {r["layer"] for r in rows} == {"conv_3", "dense_1"}
+    assert {r["concept"] for r in rows} >= {"loop", "thickness", "slant"}
+    assert all(0 < r["p"] <= r["p_holm"] <= 1 for r in rows)
+    assert "which concepts" in (out / "index.html").read_text()
+    assert (out / "concepts.csv").read_text().startswith("concept,layer,score_4,")
+
+
 def test_page_is_self_contained(report):
     out, summary = report
     page = (out / "index.html").read_text()

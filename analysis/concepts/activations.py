@@ -3,9 +3,12 @@ layers come from `mnist_cnn.network.describe`)."""
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 PROBE_KINDS = ("conv", "max_pool", "avg_pool", "dense")
+_EXTRACTORS = weakref.WeakKeyDictionary()
 
 
 def probe_layers(net) -> list:
@@ -14,15 +17,14 @@ def probe_layers(net) -> list:
 
 
 def layer_outputs(model, names, x, batch: int = 1000) -> dict:
-    """Outputs (float32) of the layers `names` on inputs x (N, 28, 28, 1)."""
-    from mnist_cnn.model import sub_model
+    """Outputs (float32) of the layers `names` on inputs x (N, 28, 28, 1): layer -> array."""
+    from analysis.feature_maps import FeatureExtractor
 
-    cut = sub_model(model, list(names))
-    parts = [cut(x[i:i + batch], training=False) for i in range(0, len(x), batch)]
-    out = {}
-    for j, name in enumerate(names):
-        out[name] = np.concatenate([np.asarray(p[j] if len(names) > 1 else p) for p in parts])
-    return out
+    by_layers = _EXTRACTORS.setdefault(model, {})  # one trace per model and layer list
+    key = (tuple(names), batch)
+    if key not in by_layers:
+        by_layers[key] = FeatureExtractor(model, list(names), batch_size=batch)
+    return by_layers[key](x)
 
 
 def logits_after(model, net, layer: str, acts):

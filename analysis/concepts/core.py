@@ -17,10 +17,53 @@ def _subset(n: int, size: int, rng) -> np.ndarray:
     return np.sort(rng.choice(n, min(size, n), replace=False))
 
 
+def tcav_rows(model, x_concepts, values: dict, x_classes, y_classes, classes=None, layers=None,
+              per_set: int = 150, per_class: int = 300, permutations: int = 10000,
+              seeds=(0, 1, 2)) -> tuple:
+    """TCAV rows of `classes` for the concepts of `values` (Holm over all rows).
+
+    Parameters
+    ----------
+    model : an accepted model; x_concepts : uint8 (N, 28, 28) images the concept sets are drawn
+        from, with their measurements `values` (name -> (N,))
+    x_classes, y_classes : test images and labels; the first `per_class` of each class are used
+    classes : default every class; layers : default the last conv layer and the hidden dense ones
+    per_set, permutations, seeds : as in `tcav.tcav_table`
+
+    Returns
+    -------
+    (rows, layers): `tcav.tcav_table`'s rows and the layers they are about.
+    """
+    from mnist_cnn.network import describe
+
+    net = describe(model)
+    last = net.last_conv
+    layers = list(layers or ([last.name] if last else []) + [d.name for d in net.hidden_dense])
+    classes = list(range(net.num_classes) if classes is None else classes)
+    test_of = {c: np.flatnonzero(y_classes == c)[:per_class] for c in classes}
+    classes = [c for c in classes if len(test_of[c])]  # a small subset may lack a class
+    acts = A.layer_outputs(model, layers, _to_input(x_concepts))
+    class_acts = {c: A.layer_outputs(model, layers, _to_input(x_classes[test_of[c]]))
+                  for c in classes}
+    grads = {layer: {c: A.logit_gradients(model, net, layer, class_acts[c][layer], c)
+                     for c in classes} for layer in layers}
+    flat = {n: a.reshape(len(a), -1) for n, a in acts.items()}
+    rows = tcav_table(flat, concept_sets(values, list(values)), grads, per_set, permutations,
+                      seeds)
+    return rows, layers
+
+
+def _to_input(x: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) or float in [0, 1] -> float32 (N, 28, 28, 1), as mnist_cnn.data."""
+    x = np.asarray(x)
+    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+    return x if x.ndim == 4 else x[..., None]
+
+
 def run(model, data, dataset: str = "mnist", images: int | None = None, probe_train: int = 5000,
         probe_test: int = 2000,
         concept_pool: int = 5000, per_set: int = 150, per_class: int = 300,
-        permutations: int = 2000, seeds=(0, 1, 2), classes=None, tcav_layers=None, k: int = 0,
+        permutations: int = 10000, seeds=(0, 1, 2), classes=None, tcav_layers=None, k: int = 0,
         draws: int = 10, cache=None, measurements=None) -> dict:
     """All concept tables of a model.
 
@@ -42,13 +85,15 @@ def run(model, data, dataset: str = "mnist", images: int | None = None, probe_tr
     -------
     dict: names, skipped, probes, tcav, units (layer -> measurement -> rho list), causal (or
     None without loops), settings, seconds (per stage), examples (measurement -> lowest and
-    highest test indices).
+    highest test indices, into the test subset when `images` is given), test_indices (that
+    subset's indices into x_test, or None).
     """
     from mnist_cnn.network import describe
 
     t0 = time.perf_counter()
     seconds = {}
     (x_tr, y_tr), (x_te, y_te) = data
+    keep_te = None
     if images is not None:
         pick = np.random.default_rng(1)
         keep_tr, keep_te = _subset(len(x_tr), images, pick), _subset(len(x_te), images, pick)
@@ -66,7 +111,6 @@ def run(model, data, dataset: str = "mnist", images: int | None = None, probe_tr
     seconds["measure"] = time.perf_counter() - t0
     rng = np.random.default_rng(0)
     layers = A.probe_layers(net)
-    to_in = lambda x: (x.astype(np.float32) / 255.0)[..., None]  # noqa: E731 (as mnist_cnn.data)
 
     # Probes, trained and random weights.
     t = time.perf_counter()
@@ -75,7 +119,7 @@ def run(model, data, dataset: str = "mnist", images: int | None = None, probe_tr
     feats = {}
     for key, mdl in (("trained", model), ("random", rand)):
         for split, idx, x in (("train", i_tr, x_tr), ("test", i_te, x_te)):
-            outs = A.layer_outputs(mdl, layers, to_in(x[idx]))
+            outs = A.layer_outputs(mdl, layers, _to_input(x[idx]))
             feats[key, split] = {n: A.pooled(o) for n, o in outs.items()}
     probes = probe_table(feats["trained", "train"], feats["trained", "test"],
                          feats["random", "train"], feats["random", "test"],
@@ -84,29 +128,17 @@ def run(model, data, dataset: str = "mnist", images: int | None = None, probe_tr
 
     # TCAV.
     t = time.perf_counter()
-    last = net.last_conv
-    tcav_layers = list(tcav_layers or [i for i in ([last.name] if last else [])
-                                       + [d.name for d in net.hidden_dense]])
-    classes = list(range(net.num_classes) if classes is None else classes)
     pool = _subset(len(x_tr), concept_pool, rng)
-    pool_acts = A.layer_outputs(model, tcav_layers, to_in(x_tr[pool]))
-    masks = concept_sets({n: m_tr[n][pool] for n in names}, names)
-    test_of = {c: np.flatnonzero(y_te == c)[:per_class] for c in classes}
-    classes = [c for c in classes if len(test_of[c])]  # a small subset may lack a class
-    grads = {}
-    for layer in tcav_layers:
-        grads[layer] = {}
-        for c in classes:
-            acts = A.layer_outputs(model, [layer], to_in(x_te[test_of[c]]))[layer]
-            grads[layer][c] = A.logit_gradients(model, net, layer, acts, c)
-    flat = {n: a.reshape(len(a), -1) for n, a in pool_acts.items()}
-    tcav = tcav_table(flat, masks, grads, per_set, permutations, seeds)
+    tcav, tcav_layers = tcav_rows(model, x_tr[pool], {n: m_tr[n][pool] for n in names}, x_te,
+                                  y_te, classes, tcav_layers, per_set, per_class, permutations,
+                                  seeds)
     seconds["tcav"] = time.perf_counter() - t
 
     # Units and the causal check on the whole test set.
     t = time.perf_counter()
+    last = net.last_conv
     unit_layers = [i.name for i in net.units[:-1]]
-    outs = A.layer_outputs(model, unit_layers, to_in(x_te))
+    outs = A.layer_outputs(model, unit_layers, _to_input(x_te))
     units = {n: {k_: v.tolist() for k_, v in spearman(A.peaks(o), m_te).items()}
              for n, o in outs.items()}
     causal = None
@@ -123,6 +155,7 @@ def run(model, data, dataset: str = "mnist", images: int | None = None, probe_tr
     skipped = [n for n in names_for("mnist") if n not in names]
     return {"names": list(names), "skipped": skipped, "probes": probes, "tcav": tcav,
             "units": units, "causal": causal, "examples": examples, "seconds": seconds,
+            "test_indices": None if keep_te is None else keep_te.tolist(),
             "settings": {"probe_train": len(i_tr), "probe_test": len(i_te), "concept_pool": len(pool),
                          "per_set": per_set, "per_class": per_class, "permutations": permutations,
                          "seeds": list(seeds), "tcav_layers": tcav_layers, "k": k,

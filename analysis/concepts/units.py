@@ -88,3 +88,22 @@ def causal_check(model, net, layer: str, acts: np.ndarray, y: np.ndarray, loop_c
                      "random_mean": float(r.mean()), "random_std": float(r.std()),
                      "drop_loop_units": base[g] - loop[g], "drop_random": base[g] - float(r.mean())}
     return result
+
+
+def unit_concepts(acts: dict, x: np.ndarray, dataset: str = "mnist", cache=None) -> dict:
+    """Every unit's Spearman correlation with every measurement, for the explorer's pages.
+
+    Parameters
+    ----------
+    acts : layer -> (N, units) activations on the images x (the explorer's: a conv map's peak,
+        a dense unit's value); x : the images (N, 28, 28) uint8 or (N, 28, 28, 1) in [0, 1]
+    dataset : which measurements (`measure.names_for`); cache : measurement cache folder
+
+    Returns
+    -------
+    layer -> measurement -> (units,) rho
+    """
+    from analysis.concepts.measure import measure_cached, names_for
+
+    values, _ = measure_cached(x, names_for(dataset), cache)
+    return {layer: spearman(a, values) for layer, a in acts.items()}

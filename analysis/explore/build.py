@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from analysis.attribution import units as unit_attribution
+from analysis.concepts.units import unit_concepts
 from analysis.explore import compute as C
 from analysis.explore.causal import causal_effects
 from analysis.explore.circuit import circuit as strongest_links
@@ -47,8 +48,9 @@ def _image_entries(indices, info, unit, acts, y) -> list:
             for i, v, b in zip(indices, values, boxes)]
 
 
-def unit_records(net, acts, stats, causal, circuit, oips, oip_peaks, y) -> list:
-    """One JSON-ready dict per unit (network order) with every number its page shows."""
+def unit_records(net, acts, stats, causal, circuit, oips, oip_peaks, y, concepts=None) -> list:
+    """One JSON-ready dict per unit (network order) with every number its page shows;
+    `concepts`: layer -> measurement -> (units,) Spearman rho (`analysis.concepts.units`)."""
     names = C.unit_names(net)
     first = net.conv_layers[0].name if net.conv_layers else None
     units = []
@@ -79,6 +81,7 @@ def unit_records(net, acts, stats, causal, circuit, oips, oip_peaks, y) -> list:
                 "top": _image_entries(s["top"][u], info, u, acts, y),
                 "low": _image_entries(s["low"][u], info, u, acts, y),
                 "circuit": {},
+                "concepts": {n: _g(r[u], 4) for n, r in (concepts or {}).get(layer, {}).items()},
                 "causal": {"accuracy": _gl(ce["accuracy"][u]), "probability": _gl(ce["probability"][u]),
                            "accuracy_all": _g(ce["accuracy_all"][u]),
                            "probability_all": _g(ce["probability_all"][u])},
@@ -142,6 +145,8 @@ def build_site(model, model_path, test_data, out, steps: int = 80, starts: int =
     stats = {i.name: C.unit_statistics(acts[i.name], y, relu=i.activation == "relu",
                                        classes=info.num_classes) for i in net.units}
     t = lap("activations and statistics", t)
+    concepts = unit_concepts({i.name: acts[i.name] for i in net.units}, x, info.name)
+    t = lap("concept correlations", t)
     causal = causal_effects(model, x, y)
     t = lap("causal effects", t)
     circuit = strongest_links(C.weights_of(model), net,
@@ -159,7 +164,7 @@ def build_site(model, model_path, test_data, out, steps: int = 80, starts: int =
         block = peaks[layer][begin:begin + n].reshape(starts, size, size)
         oip_peaks[layer] = np.diagonal(block, axis1=1, axis2=2)  # OIP (s, u) seen by unit u
         begin += n
-    units = unit_records(net, acts, stats, causal, circuit, oips, oip_peaks, y)
+    units = unit_records(net, acts, stats, causal, circuit, oips, oip_peaks, y, concepts)
     check = oip_check(oips, stats)
     logits = acts[net.output_layer.name]
     site = {

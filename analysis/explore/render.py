@@ -15,6 +15,7 @@ import numpy as np
 
 from analysis import pictures
 from analysis.explore import svg
+from analysis.explore.concept_tables import layer_concepts, unit_concepts
 from mnist_cnn.datasets import get_dataset
 
 ASSETS = Path(__file__).with_name("assets")
@@ -221,7 +222,7 @@ def layer_page(site: dict, layer: str, units: list, table: dict) -> str:
         '<p class="sort">Sort by: <button data-sort="index" class="on">unit</button>'
         '<button data-sort="sel">selectivity</button><button data-sort="max">largest test '
         'activation</button><button data-sort="effect">causal effect</button></p>'
-        f'<div id="tiles" class="tiles">{"".join(tiles)}</div>')
+        f'<div id="tiles" class="tiles">{"".join(tiles)}</div>{layer_concepts(units)}')
     return _page(f"{layer} - mnist_cnn explorer", body, table, layer)
 
 
@@ -307,6 +308,7 @@ def unit_page(site: dict, u: dict, table: dict) -> str:
         + f"</tr><tr><th>AUC one vs rest</th>{auc_row}</tr></table>"
         f"<p>Selectivity index {SI_FORMULA} = <b>{u['selectivity']:.3f}</b> (floor: 0 after a "
         "ReLU; for logits the smallest on the test set).</p></section>")
+    concepts = unit_concepts(u)
     circ = u["circuit"]
     parts = []
     if "kernel" in circ:
@@ -335,7 +337,7 @@ def unit_page(site: dict, u: dict, table: dict) -> str:
         + "</tr></table></section>")
     body = (f"{nav}<h1>{name} {_badge(u, table)}</h1>{key}"
             f"<p class=small>{e(table[layer]['kind'])}; activation = {_measure(table, layer)}.</p>"
-            f"{oips}{images}{classes}{circuit}{causal}"
+            f"{oips}{images}{classes}{concepts}{circuit}{causal}"
             f'<p class="small">Every number on this page: <a href="{name}.json">{name}.json</a>.</p>')
     return _page(f"{name} - mnist_cnn explorer", body, table, layer)
 

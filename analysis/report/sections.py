@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from analysis.report.attribution import attribution_section
+from analysis.report.concepts import concepts_section
 from analysis.report.context import Context, Section
 from mnist_cnn.fileio import save_npz
 
@@ -346,4 +347,5 @@ def oip_section(ctx: Context) -> Section:
 
 # The report, in page order. Append a section function here to add it (see the module docstring).
 SECTIONS = [confusion_section, activation_section, samples_section, kernels_section,
-            comparison_section, probe_section, ablation_section, oip_section, attribution_section]
+            comparison_section, probe_section, ablation_section, oip_section, attribution_section,
+            concepts_section]

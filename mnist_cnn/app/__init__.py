@@ -22,7 +22,7 @@ from mnist_cnn.errors import UserError
 
 # The commands in the order `--help` lists them: module names in mnist_cnn.app.
 COMMANDS = ("train", "evaluate", "analyze", "oip", "explore", "predict", "experiment", "info",
-            "bench")
+            "bench", "concepts")
 
 
 def build_parser():
