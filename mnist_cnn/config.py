@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from mnist_cnn.datasets import DATASET_NAMES, get_dataset
+from mnist_cnn.data.registry import DATASET_NAMES, get_dataset
 
 
 def _opt(default, help, check=None, choices=None):

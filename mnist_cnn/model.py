@@ -14,7 +14,7 @@ import keras
 from keras import layers
 
 from mnist_cnn.config import INPUT_SHAPE, LAYER_NAMES, MODEL_NAMES, OUTPUT_SHAPES
-from mnist_cnn.datasets import get_dataset
+from mnist_cnn.data.registry import get_dataset
 from mnist_cnn.errors import UserError
 
 

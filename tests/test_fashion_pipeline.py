@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mnist_cnn import config
-from mnist_cnn.datasets import FASHION
+from mnist_cnn.data.registry import FASHION
 
 ROOT = Path(__file__).parents[1]
 

@@ -22,7 +22,7 @@ from analysis.site import GENERATOR
 from mnist_cnn.errors import UserError
 from mnist_cnn.fileio import sha256_file
 from mnist_cnn.data import to_input
-from mnist_cnn.datasets import get_dataset
+from mnist_cnn.data.registry import get_dataset
 from mnist_cnn.network import describe
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import html
-from mnist_cnn.datasets import get_dataset
+from mnist_cnn.data.registry import get_dataset
 from mnist_cnn.errors import UserError
 from mnist_cnn.fileio import write_bytes
 

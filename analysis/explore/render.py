@@ -15,7 +15,7 @@ import numpy as np
 from analysis import html
 from analysis import pictures
 from analysis.explore import svg
-from mnist_cnn.datasets import get_dataset
+from mnist_cnn.data.registry import get_dataset
 
 ASSETS = Path(__file__).with_name("assets")
 MEASURE = {"conv": "its peak: the largest value of the map over its positions",
