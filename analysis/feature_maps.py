@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from mnist_cnn.config import MAP_LAYERS
 from mnist_cnn.errors import UserError
 from mnist_cnn.model import sub_model
+from mnist_cnn.series import MAP_LAYERS
 from mnist_cnn.network import describe
 
 # The series' network's feature layers (what `feature_layers` gives for it).

@@ -1,13 +1,11 @@
-"""What the command line must know before TensorFlow is imported: the training configuration
-and the network's facts (layer names and sizes, default paths, experiment names).
+"""What the command line must know before TensorFlow is imported about runs and where they
+write: the training configuration, its recipe per data set, the augmentation per data set, the
+default model and report paths, and the experiment names.
 
 `TrainConfig` holds one training run; every field is a command-line option. Defaults are the
 measured recipe (see README, `make bench`). Each field's metadata says how the command line
-parses and checks it, so `--epochs -1` is rejected before TensorFlow is imported.
-
-The layer table below says how the series' network is built (`mnist_cnn.model.build_model`
-matches it, and its tests check that it does); it is one model among others. Every analysis
-reads a model's layers and sizes from the model itself (`mnist_cnn.network.describe`). This
+parses and checks it, so `--epochs -1` is rejected before TensorFlow is imported. The series'
+network itself (its layer table and model names) is `mnist_cnn.series`, beside the model. This
 module imports no TensorFlow or Keras, so `mnist_cnn.cli` can read it at no cost.
 """
 
@@ -16,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from mnist_cnn.datasets import DATASET_NAMES, get_dataset
+from mnist_cnn.data.registry import DATASET_NAMES, get_dataset
 
 
 def _opt(default, help, check=None, choices=None):
@@ -115,11 +113,6 @@ def analyze_out_dir(dataset, label: int) -> str:
     return report_dir(info.name, f"class-{label}-{slug}")
 
 
-# Keras model names: the .keras file records which data set its model was trained on (the name
-# survives a copy; metrics.json beside it records it too). MNIST keeps the name every model had
-# before Fashion-MNIST was added, so existing models stay valid.
-MODEL_NAMES = {"mnist": "mnist_cnn", "fashion": "mnist_cnn_fashion"}
-
 # The training augmentation of each data set (mnist_cnn.pipeline.augment: one affine map each):
 # "translate" ±2 px shifts, "rotate" ±10° rotations, "flip" random horizontal flips. Digits are
 # not mirror-symmetric; clothes are (a left shoe mirrored is a right shoe).
@@ -129,25 +122,6 @@ AUGMENTATION = {"mnist": ("translate", "rotate"), "fashion": ()}
 
 # The model `train` writes with the default configuration, and every command's default --model.
 DEFAULT_MODEL = TrainConfig().model_path  # "models/mnist_cnn.keras"; the Makefile names it too
-
-# The series' network, layer by layer (mnist_cnn.model builds it). Analyses never read this
-# table: they describe the model they are given (mnist_cnn.network).
-INPUT_SHAPE = (28, 28, 1)
-LAYER_NAMES = ("conv_1", "pool_1", "conv_2", "pool_2", "conv_3", "flatten", "dense_1", "output")
-OUTPUT_SHAPES = {"conv_1": (26, 26, 32), "pool_1": (13, 13, 32), "conv_2": (11, 11, 64),
-                 "pool_2": (5, 5, 64), "conv_3": (3, 3, 128), "flatten": (1152,),
-                 "dense_1": (70,), "output": (10,)}
-CONV_LAYERS = ("conv_1", "conv_2", "conv_3")
-MAP_LAYERS = ("conv_1", "pool_1", "conv_2", "pool_2", "conv_3")  # layers that produce maps
-PARAM_COUNT = 174_092
-
-# Layers an analysis can target (OIPs), and the layer whose activation function each one ends
-# with (a max-pool of ReLUs is the ReLU of the max-pool of the pre-activations).
-ACTIVATION_OF = {"conv_1": "conv_1", "pool_1": "conv_1", "conv_2": "conv_2", "pool_2": "conv_2",
-                 "conv_3": "conv_3", "dense_1": "dense_1", "output": "output"}
-TARGET_LAYERS = tuple(ACTIVATION_OF)
-# Maps (channels) or units of every target layer.
-LAYER_SIZES = {name: OUTPUT_SHAPES[name][-1] for name in TARGET_LAYERS}
 
 # The filter-learning experiments (`make experiment NAME=...`), in the order of `all` (cheap
 # first); analysis/experiments/ has one module per name.

@@ -75,7 +75,7 @@ def plot_confusion(cm: np.ndarray, dataset="mnist"):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mnist_cnn.datasets import get_dataset
+    from mnist_cnn.data.registry import get_dataset
 
     info = get_dataset(dataset)
     labels = list(range(len(cm))) if info.name == "mnist" else list(info.class_names)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from mnist_cnn.config import INPUT_SHAPE, LAYER_NAMES, MODEL_NAMES, OUTPUT_SHAPES
-from mnist_cnn.datasets import get_dataset
+from mnist_cnn.series import INPUT_SHAPE, LAYER_NAMES, MODEL_NAMES, OUTPUT_SHAPES
+from mnist_cnn.data.registry import get_dataset
 from mnist_cnn.errors import UserError
 
 
@@ -30,7 +30,7 @@ def build_model(l2: float = 0.0, dtype_policy: str = "float32", dataset: str = "
         is always computed in float32.
     dataset : str
         The data set it is (to be) trained on; recorded as the model's name
-        (`config.MODEL_NAMES`: "mnist_cnn", "mnist_cnn_fashion"), which the .keras file keeps.
+        (`series.MODEL_NAMES`: "mnist_cnn", "mnist_cnn_fashion"), which the .keras file keeps.
 
     Returns
     -------
@@ -54,7 +54,7 @@ def build_model(l2: float = 0.0, dtype_policy: str = "float32", dataset: str = "
 
 
 def model_dataset(model, path=None):
-    """The data set a model was trained on: from its name (`config.MODEL_NAMES`), else from the
+    """The data set a model was trained on: from its name (`series.MODEL_NAMES`), else from the
     metrics.json beside `path` (config.dataset), else None (a model of unknown origin)."""
     import json
     from pathlib import Path
@@ -94,7 +94,7 @@ def with_weights(weights, dtype_policy: str = "float32", dataset: str = "mnist")
 
 
 def is_series_network(model) -> bool:
-    """Whether `model` has the series' layer names and shapes (`config.LAYER_NAMES`): such a
+    """Whether `model` has the series' layer names and shapes (`series.LAYER_NAMES`): such a
     model is rebuilt with `build_model`, any other accepted model is cloned as it is."""
     names = [layer.name for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     return tuple(names) == LAYER_NAMES and all(

@@ -391,10 +391,10 @@ def peek(path):
 
 def series_table():
     """What `peek` returns for the series' network (the default model before it is trained)."""
-    from mnist_cnn import config
+    from mnist_cnn import series
 
     classes = {"conv": "Conv2D", "pool": "MaxPooling2D", "flatten": "Flatten", "dense": "Dense",
                "output": "Dense"}
     return [(name, classes[name.split("_")[0]],
-             None if name == "flatten" else config.OUTPUT_SHAPES[name][-1])
-            for name in config.LAYER_NAMES]
+             None if name == "flatten" else series.OUTPUT_SHAPES[name][-1])
+            for name in series.LAYER_NAMES]

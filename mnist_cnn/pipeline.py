@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from mnist_cnn.config import AUGMENTATION
-from mnist_cnn.datasets import get_dataset
+from mnist_cnn.data.registry import get_dataset
 
 
 def without_autotune(ds: tf.data.Dataset) -> tf.data.Dataset:

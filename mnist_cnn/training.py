@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from mnist_cnn.config import AUGMENTATION, TrainConfig
 from mnist_cnn.data import load_dataset, to_input
-from mnist_cnn.datasets import get_dataset
+from mnist_cnn.data.registry import get_dataset
 from mnist_cnn.evaluate import evaluate, plot_confusion, plot_learning_curves
 from mnist_cnn.faults import (AtomicBackupAndRestore, Diverged, DivergenceGuard,
                               discard_if_diverged, explosion_limit, notice, set_aside,

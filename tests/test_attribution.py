@@ -128,7 +128,8 @@ def test_spearman_is_rank_correlation_and_zero_for_a_constant_map():
 
 
 def test_a_conv_units_attribution_lies_in_the_receptive_field_of_its_peak(tmp_path):
-    from analysis.attribution.units import unit_attributions, write_pictures
+    from analysis.attribution.units import unit_attributions
+    from analysis.explore.build import write_attribution_strips
 
     inputs = keras.Input((28, 28, 1))
     x = keras.layers.Conv2D(2, 3, activation="relu", name="c")(inputs)
@@ -148,7 +149,7 @@ def test_a_conv_units_attribution_lies_in_the_receptive_field_of_its_peak(tmp_pa
         rows, cols = np.nonzero(m)
         assert m.any() and rows.max() - rows.min() <= 2 and cols.max() - cols.min() <= 2  # 3x3
     (tmp_path / "img").mkdir()
-    write_pictures(tmp_path, maps, images, units)
+    write_attribution_strips(tmp_path, maps, images, units)
     from PIL import Image
 
     assert Image.open(tmp_path / "img" / "c-1-attribution.png").size == (2 * 29 - 1, 28)

@@ -33,7 +33,7 @@ def test_unknown_section_is_refused_before_anything_runs(tmp_path, monkeypatch):
 def test_epoch_flops_agree_with_a_count_from_the_layer_shapes():
     """2 x kernel area x channels in x channels out x output positions per convolution, 2 x in
     x out per dense layer, x3 for forward + backward: the series' network, from its shapes."""
-    from mnist_cnn.config import OUTPUT_SHAPES
+    from mnist_cnn.series import OUTPUT_SHAPES
     from mnist_cnn.flops import epoch_flops
     from mnist_cnn.model import build_model
 

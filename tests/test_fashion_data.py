@@ -1,5 +1,5 @@
 """Fashion-MNIST loading: idx parsing, the Debian path (with small fake .deb files), explicit
-files, the known facts on the real data, and class names (`mnist_cnn.datasets`)."""
+files, the known facts on the real data, and class names (`mnist_cnn.data.registry`)."""
 
 import gzip
 import hashlib
@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_cnn import data, fashion_data
-from mnist_cnn.datasets import (DATASET_NAMES, FASHION, MNIST, UnknownClassError, class_index,
+from mnist_cnn import data
+from mnist_cnn.data import fashion as fashion_data
+from mnist_cnn.data.verify import content_digest
+from mnist_cnn.data.registry import (DATASET_NAMES, FASHION, MNIST, UnknownClassError, class_index,
                                 get_dataset)
 from mnist_cnn.errors import UserError
 
@@ -39,7 +41,7 @@ def tiny_arrays(seed=0):
 
 
 def expected_for(arrays):
-    return {k: (a.shape, data.content_digest(a)) for k, a in arrays.items()}
+    return {k: (a.shape, content_digest(a)) for k, a in arrays.items()}
 
 
 def build_deb(folder, arrays, name="fake"):
@@ -377,7 +379,7 @@ def test_dataset_table():
 
 
 def test_datasets_module_is_import_cheap():
-    code = ("import sys, mnist_cnn.datasets; "
+    code = ("import sys, mnist_cnn.data.registry; "
             "print(sorted(m for m in ('numpy', 'tensorflow', 'keras') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])

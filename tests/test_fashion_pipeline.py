@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mnist_cnn import config
-from mnist_cnn.datasets import FASHION
+from mnist_cnn import config, series
+from mnist_cnn.data.registry import FASHION
 
 ROOT = Path(__file__).parents[1]
 
@@ -133,7 +133,7 @@ def test_fashion_training_records_its_dataset(tiny_fashion_run, tmp_path):
     history = json.loads((Path(cfg.out_dir) / "history.json").read_text())
     assert history["accuracy"][-1] > 0.25  # mean over its 1 epoch on 2000 images; chance 0.1
     saved = keras.saving.load_model(cfg.model_path, compile=False)
-    assert saved.name == config.MODEL_NAMES["fashion"] == "mnist_cnn_fashion"
+    assert saved.name == series.MODEL_NAMES["fashion"] == "mnist_cnn_fashion"
     assert model_dataset(load_trained(cfg.model_path)) == "fashion"
     assert list(config.AUGMENTATION["fashion"]) == []  # measured best: none (README)
     assert config.AUGMENTATION["mnist"] == ("translate", "rotate")

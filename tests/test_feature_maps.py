@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mnist_cnn.config import LAYER_NAMES, OUTPUT_SHAPES
+from mnist_cnn.series import LAYER_NAMES, OUTPUT_SHAPES
 
 
 @pytest.fixture(scope="module")

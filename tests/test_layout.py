@@ -1,7 +1,8 @@
-"""The layout the architecture page promises (docs/architecture.md), read from the source: no
-import circles at module level, no module over 400 lines, no command-line plumbing below
-mnist_cnn/app/. Static (ast), so it costs no TensorFlow and sees every import order at once: a
-circle only fails at run time when one of its modules happens to be imported first."""
+"""The layout the architecture page promises (docs/architecture.md), read from the source: the
+layers (core, shared analysis modules, analyses, page writers, command line) and which way they
+import, no import circles at module level, no module over 400 lines, no command-line plumbing
+below mnist_cnn/app/. Static (ast), so it costs no TensorFlow and sees every import order at
+once: a circle only fails at run time when one of its modules happens to be imported first."""
 
 import ast
 from pathlib import Path
@@ -39,6 +40,118 @@ def top_level_imports(name: str, path: Path, known) -> set:
         parts = target.split(".")
         edges |= {".".join(parts[:i]) for i in range(1, len(parts) + 1)} - ancestors
     return edges - {name}
+
+
+# The layers, bottom to top (docs/architecture.md). A module imports only its own layer or those
+# below it (lazy imports inside functions count: they run too), page writers never import each
+# other, and the lazy APIs `mnist_cnn` and `analysis` (their __init__ import nothing) belong to none.
+LAYERS = ("core", "shared", "analysis", "page writer", "command line")
+SHARED = ("analysis.feature_maps", "analysis.compare", "analysis.plots", "analysis.pictures",
+          "analysis.site", "analysis.html")
+ANALYSES = ("analysis.oip", "analysis.attribution", "analysis.experiments", "analysis.concepts")
+PAGE_WRITERS = ("analysis.report", "analysis.predict", "analysis.explore")
+COMMAND_LINE = ("mnist_cnn.app", "mnist_cnn.bench", "mnist_cnn.cli", "mnist_cnn.__main__")
+API_ROOTS = ("mnist_cnn", "analysis")
+
+
+def _under(name: str, prefixes) -> str | None:
+    """The prefix (a package or module) of `prefixes` that `name` is or is inside, else None;
+    "mnist_cnn.bench" also covers a bench package or bench_* modules beside it."""
+    for prefix in prefixes:
+        if name == prefix or name.startswith(prefix + ".") or (
+                prefix == "mnist_cnn.bench" and name.startswith(prefix)):
+            return prefix
+    return None
+
+
+def layer_of(name: str):
+    """(rank in LAYERS, the package or module that is its unit), or None for the API roots."""
+    if name in API_ROOTS:
+        return None
+    for rank, units in ((4, COMMAND_LINE), (1, SHARED), (2, ANALYSES), (3, PAGE_WRITERS)):
+        unit = _under(name, units)
+        if unit:
+            return rank, unit
+    if name.startswith("mnist_cnn."):
+        return 0, "mnist_cnn"
+    raise AssertionError(f"{name} is in no layer: place it in tests/test_layout.py's layers "
+                         "and in docs/architecture.md")
+
+
+def all_imports(name: str, path: Path, known) -> set:
+    """Project modules `name` imports anywhere (module level and inside functions), with the
+    packages above them whose __init__ runs; relative imports resolved."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    targets = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            targets.add(base)
+            targets |= {f"{base}.{a.name}" for a in node.names}
+    edges = set()
+    for target in targets:
+        parts = target.split(".")
+        edges |= {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+    return (edges & set(known)) - {name}
+
+
+def layer_violations(known) -> list:
+    """Every import that goes up a layer or from one page writer into another, as lines."""
+    found = []
+    for name, path in sorted(known.items()):
+        here = layer_of(name)
+        if here is None:
+            continue
+        for target in sorted(all_imports(name, path, known)):
+            there = layer_of(target)
+            if there is None or there[1] == here[1]:
+                continue
+            if there[0] > here[0]:
+                found.append(f"{name} ({LAYERS[here[0]]}) imports {target} "
+                             f"({LAYERS[there[0]]}, a layer above)")
+            elif here[0] == there[0] == 3:
+                found.append(f"{name} imports {target}: page writers never import each other")
+    return found
+
+
+def test_every_import_goes_down_the_layers():
+    assert not layer_violations(modules()), "\n".join(layer_violations(modules()))
+
+
+def test_the_layer_check_finds_planted_violations(tmp_path):
+    """An analysis importing a page writer (lazily, in a function), one page writer importing
+    another, the core importing analysis: each is named; downward imports pass."""
+    files = {
+        "analysis/oip/leak.py": "def f():\n    from analysis.report.html import page\n",
+        "analysis/oip/fine.py": "from analysis.plots import x\nimport mnist_cnn.model\n",
+        "analysis/report/html.py": "from analysis.explore import render\n",
+        "analysis/explore/render.py": "from . import svg\n",
+        "analysis/explore/svg.py": "",
+        "analysis/explore/__init__.py": "",
+        "analysis/plots.py": "",
+        "mnist_cnn/model.py": "def g():\n    import analysis.plots\n",
+        "mnist_cnn/app/run.py": "from analysis.explore.render import x\n",
+    }
+    known = {}
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+        parts = Path(rel).with_suffix("").parts
+        known[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = tmp_path / rel
+    found = layer_violations(known)
+    assert found == [
+        "analysis.oip.leak (analysis) imports analysis.report.html (page writer, a layer above)",
+        "analysis.report.html imports analysis.explore: page writers never import each other",
+        "analysis.report.html imports analysis.explore.render: page writers never import each "
+        "other",
+        "mnist_cnn.model (core) imports analysis.plots (shared, a layer above)"], found
+    assert all_imports("analysis.explore.render", known["analysis.explore.render"], known) \
+        == {"analysis.explore", "analysis.explore.svg"}  # relative import resolved
 
 
 def test_no_import_circles():

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from mnist_cnn.config import LAYER_NAMES, OUTPUT_SHAPES, PARAM_COUNT
+from mnist_cnn.series import LAYER_NAMES, OUTPUT_SHAPES, PARAM_COUNT
 from mnist_cnn.errors import UserError
 from mnist_cnn.model import build_model, head_model, load_trained, pre_activation_model, sub_model
 

@@ -6,7 +6,7 @@ import pytest
 keras = pytest.importorskip("keras")
 from keras import layers  # noqa: E402
 
-from mnist_cnn import config  # noqa: E402
+from mnist_cnn import series  # noqa: E402
 from mnist_cnn.errors import UserError  # noqa: E402
 from mnist_cnn.network import describe  # noqa: E402
 
@@ -36,15 +36,15 @@ def test_the_series_network_matches_its_table():
     head_model(model)  # cuts call the layers again; the description follows the model's graph
     pre_activation_model(model, "pool_2")
     net = describe(model)
-    assert net.names == config.LAYER_NAMES
-    assert {i.name: i.output_shape for i in net.layers} == config.OUTPUT_SHAPES
-    assert tuple(i.name for i in net.map_layers) == config.MAP_LAYERS
-    assert tuple(i.name for i in net.conv_layers) == config.CONV_LAYERS
+    assert net.names == series.LAYER_NAMES
+    assert {i.name: i.output_shape for i in net.layers} == series.OUTPUT_SHAPES
+    assert tuple(i.name for i in net.map_layers) == series.MAP_LAYERS
+    assert tuple(i.name for i in net.conv_layers) == series.CONV_LAYERS
     assert [u.name for u in net.units] == ["conv_1", "conv_2", "conv_3", "dense_1", "output"]
-    assert net.num_classes == 10 and net.parameters == config.PARAM_COUNT
+    assert net.num_classes == 10 and net.parameters == series.PARAM_COUNT
     assert net.input_shape == (28, 28, 1) and net.last_conv.name == "conv_3"
     assert [i.name for i in net.hidden_dense] == ["dense_1"]
-    assert {n: net.activation_of(n).name for n in config.TARGET_LAYERS} == config.ACTIVATION_OF
+    assert {n: net.activation_of(n).name for n in series.TARGET_LAYERS} == series.ACTIVATION_OF
     fields = receptive_fields(layer_geometry(model))
     assert {i.name: (i.receptive_field, i.jump) for i in net.map_layers} == fields
     assert net.layer("conv_3").box(2, 2) == ((8, 26), (8, 26))

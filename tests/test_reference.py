@@ -148,7 +148,7 @@ def test_receptive_field_recursion_on_the_architecture():
 
 def _perturbation_changes(model, pixels, base, delta=5.0):
     """Per map layer and pixel: which output positions change when that pixel is raised."""
-    from mnist_cnn.config import MAP_LAYERS
+    from mnist_cnn.series import MAP_LAYERS
     from mnist_cnn.model import sub_model
 
     batch = np.repeat(base, len(pixels) + 1, axis=0)

@@ -5,6 +5,9 @@ pre-activation (`mnist_cnn.model.pre_activation_model`), at the map's peak on th
 conv unit, so the map lies inside the peak's receptive field. Gradient x input is one gradient
 per image: the 2,700 (unit, image) pairs of the series' network take about a second, where
 integrated gradients would take sixteen times that in every `make explore`.
+
+Arrays in, arrays out: the pictures of these maps are the explorer's
+(`analysis.explore.build.write_attribution_strips`), since only the page writer knows its folder.
 """
 
 from __future__ import annotations
@@ -61,13 +64,3 @@ def unit_attributions(model, units: list, x: np.ndarray, rows: int = 2048) -> di
             start += len(u["top"])
     return out
 
-
-def write_pictures(out, attributions: dict, x: np.ndarray, units: list) -> None:
-    """img/<unit>-attribution.png: the top images' maps in a row (red drives the unit up, blue
-    down, over the image in grey), at native resolution with 1-px gaps, like the other strips."""
-    from analysis.pictures import overlay, save_png, tile_row
-
-    by_name = {u["name"]: u for u in units}
-    for name, maps in attributions.items():
-        tiles = [overlay(x[t["index"]][..., 0], m) for t, m in zip(by_name[name]["top"], maps)]
-        save_png(tile_row(tiles, gap=1), f"{out}/img/{name}-attribution.png")

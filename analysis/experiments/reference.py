@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from mnist_cnn import numpy_reference as ref
-from mnist_cnn.config import DEFAULT_MODEL, MAP_LAYERS
+from mnist_cnn.config import DEFAULT_MODEL
+from mnist_cnn.series import MAP_LAYERS
 
 IMAGES = 64
 PERTURBATION = 1.0

@@ -23,7 +23,7 @@ from analysis.site import GENERATOR
 from mnist_cnn.errors import UserError
 from mnist_cnn.fileio import sha256_file
 from mnist_cnn.data import to_input
-from mnist_cnn.datasets import get_dataset
+from mnist_cnn.data.registry import get_dataset
 from mnist_cnn.network import describe
 
 
@@ -191,7 +191,7 @@ def build_site(model, model_path, test_data, out, steps: int = 80, starts: int =
     table = render_table(net)
     render.write_pages(out, site, units, {layer: o["images"] for layer, o in oips.items()}, x[..., 0],
                       table)
-    unit_attribution.write_pictures(out, unit_attribution.unit_attributions(model, units, x), x, units)
+    write_attribution_strips(out, unit_attribution.unit_attributions(model, units, x), x, units)
     t = lap("pages and pictures", t)  # from the end of the OIPs: per-unit numbers included
     write_draw(out, model, x_test, y, dataset, unit_pages={u["layer"] for u in units},
                page=lambda title, body: render._page(title, body, table, "draw"))
@@ -235,3 +235,25 @@ def render_table(net) -> dict:
             "out_measure": "weight" if above and signed(net, above.name) else "weight norm",
             "kernel": "x".join(map(str, i.kernel_size)) if i.kernel_size else None}
     return table
+
+
+def write_attribution_strips(out, attributions: dict, x: np.ndarray, units: list) -> None:
+    """img/<unit>-attribution.png: the top images' maps in a row (red drives the unit up, blue
+    down, over the image in grey), at native resolution with 1-px gaps, like the other strips.
+
+    Parameters
+    ----------
+    out : the site's folder; attributions : {unit name: (k, H, W) maps}, as
+    `analysis.attribution.units.unit_attributions` returns them; x : the test images
+    (N, H, W, 1) in [0, 1]; units : the unit records (name, top: [{"index": test index}]).
+
+    Returns
+    -------
+    None (one PNG per unit in `attributions`).
+    """
+    from analysis.pictures import overlay, save_png, tile_row
+
+    by_name = {u["name"]: u for u in units}
+    for name, maps in attributions.items():
+        tiles = [overlay(x[t["index"]][..., 0], m) for t, m in zip(by_name[name]["top"], maps)]
+        save_png(tile_row(tiles, gap=1), f"{out}/img/{name}-attribution.png")

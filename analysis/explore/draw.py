@@ -20,14 +20,14 @@ headless Chromium (tests/test_draw_browser.py).
 from __future__ import annotations
 
 import base64
-import html
 import re
 import json
 from pathlib import Path
 
 import numpy as np
 
-from mnist_cnn.datasets import get_dataset
+from analysis import html
+from mnist_cnn.data.registry import get_dataset
 from mnist_cnn.errors import UserError
 from mnist_cnn.fileio import write_bytes
 
@@ -200,9 +200,8 @@ def write_draw(out, model, x, y, dataset: str = "mnist", unit_pages=(), page=Non
         '<script src="draw-samples.js"></script><script src="draw-net.js"></script>'
         '<script src="draw.js"></script>')
     title = f"draw - {info['title']} explorer"
-    text = page(title, body) if page else (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-        f'<link rel="stylesheet" href="site.css"></head><body><main>{body}</main></body></html>\n')
+    text = page(title, body) if page else html.page(title, f"<main>{body}</main>",
+                                                    stylesheets=["site.css"])
     contents = {"draw.html": text, "draw-model.js": _script("DRAW_MODEL", info),
                 "draw-samples.js": _script("DRAW_SAMPLES", samples),
                 **{name: (ASSETS / name).read_text() for name in CODE}}

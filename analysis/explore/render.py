@@ -7,16 +7,16 @@ pages say about each layer comes from `table` (`build.render_table`, read from t
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
 import numpy as np
 
+from analysis import html
 from analysis import pictures
 from analysis.explore import svg
 from analysis.explore.concept_tables import layer_concepts, unit_concepts
-from mnist_cnn.datasets import get_dataset
+from mnist_cnn.data.registry import get_dataset
 
 ASSETS = Path(__file__).with_name("assets")
 MEASURE = {"conv": "its peak: the largest value of the map over its positions",
@@ -78,15 +78,13 @@ def _dataset_row(site: dict) -> str:
 def _page(title: str, body: str, table: dict, layer: str | None = None) -> str:
     nav = " ".join(f'<a href="{name}.html"{" class=here" if name == layer else ""}>{name}</a>'
                    for name in (*table, "draw"))  # draw.html: analysis/explore/draw.py
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            '<link rel="stylesheet" href="site.css"></head><body>'
-            f'<header><a class="home" href="index.html">mnist_cnn explorer</a> <nav>{nav}</nav>'
-            '<form class="jump" autocomplete="off"><input name="unit" placeholder="unit, e.g. '
-            f'{_example(table)}"'
-            ' aria-label="jump to a unit" list="unit-names"><button>Go</button>'
-            '<span class="jump-msg" role="status"></span></form></header>'
-            f'<main>{body}</main><script src="site.js"></script></body></html>\n')
+    header = (f'<header><a class="home" href="index.html">mnist_cnn explorer</a> <nav>{nav}</nav>'
+              '<form class="jump" autocomplete="off"><input name="unit" placeholder="unit, e.g. '
+              f'{_example(table)}"'
+              ' aria-label="jump to a unit" list="unit-names"><button>Go</button>'
+              '<span class="jump-msg" role="status"></span></form></header>')
+    return html.page(title, f"{header}<main>{body}</main>", stylesheets=["site.css"],
+                     scripts=["site.js"], viewport=True)
 
 
 def _strip(src: str, count: int, size: int, scale: int, alt: str, boxes=None) -> str:

@@ -91,7 +91,7 @@ def predict_images(model, model_path, images, out, dataset="mnist", data=None, c
 
     from analysis.attribution.methods import Attributor
     from analysis.predict import compute, page
-    from mnist_cnn.datasets import get_dataset
+    from mnist_cnn.data.registry import get_dataset
     from mnist_cnn.fileio import atomic_dir, sha256_file
     from mnist_cnn.images import to_field
 

@@ -3,12 +3,12 @@ into a folder (the caller makes it atomic)."""
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
 import numpy as np
 
+from analysis import html
 from analysis import pictures
 from analysis.attribution.verdicts import public, table_html
 from analysis.attribution.methods import title
@@ -124,10 +124,9 @@ def write_page(out, item: dict, oips: dict, site_link, names) -> dict:
                  f"hidden layer ({item['hidden_layer']}, {item['hidden_units']} units), "
                  f"Euclidean distance.</p>{''.join(figs)}")
 
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>predict "
-            f"{html.escape(item['name'])}</title><style>{CSS}</style></head><body>{head}"
-            f"{attr_html}{top_html}{maps_html}{near_html}</body></html>")
-    write_bytes(out / "index.html", page.encode())
+    text = html.page(f"predict {item['name']}", f"{head}{attr_html}{top_html}{maps_html}{near_html}",
+                     style=CSS, lang=None, doctype="<!doctype html>", quote="'", end="")
+    write_bytes(out / "index.html", text.encode())
     summary = {"image": str(item["path"]), "format": ink.format, "size": list(ink.size),
                "mode": ink.mode, "polarity": ink.polarity, "model": item["model"],
                "answer": [{"class": c, "name": str(names[c]), "probability": p}

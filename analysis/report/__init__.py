@@ -60,7 +60,7 @@ def build_report(model, model_path, test_data, digit: int, out, contrast=None, s
     from mnist_cnn.data import to_input
     from mnist_cnn.evaluate import evaluate
 
-    from mnist_cnn.datasets import get_dataset
+    from mnist_cnn.data.registry import get_dataset
     from mnist_cnn.network import describe
 
     started = time.perf_counter()

@@ -10,10 +10,10 @@ settings).
 from __future__ import annotations
 
 import csv
-import html
 import io
 from pathlib import Path
 
+from analysis import html
 from analysis.report.context import csv_value
 from analysis.report.html import _STYLE, _html_table
 from mnist_cnn.fileio import atomic_dir, save_figure, sha256_file, write_bytes, write_json
@@ -102,9 +102,7 @@ def render_page(result: dict, model_file: str, sha: str, dataset_title: str) -> 
     significant = [r for r in tcav if r["significant"]]
     floor = len(tcav) / (s["permutations"] + 1)
     e = html.escape
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>mnist_cnn: concepts "
-             f"({e(dataset_title)})</title><style>{_STYLE}</style></head><body>",
-             f"<h1>Which human concepts the CNN uses ({e(dataset_title)})</h1>",
+    parts = [f"<h1>Which human concepts the CNN uses ({e(dataset_title)})</h1>",
              f"<p>Model <code>{e(model_file)}</code> (sha256 {sha[:16]}...). "
              f"Measurements: {e(', '.join(result['names']))}."
              + (f" Skipped on this data set (they mean nothing on clothes): "
@@ -176,8 +174,8 @@ def render_page(result: dict, model_file: str, sha: str, dataset_title: str) -> 
                      "conv layer.</p>")
     secs = ", ".join(f"{k} {v:.1f} s" for k, v in result["seconds"].items())
     parts.append(f"<p><small>Written by <code>python -m mnist_cnn concepts</code> ({secs}); every "
-                 "number in <a href='concepts.json'>concepts.json</a>.</small></p></body></html>\n")
-    return "\n".join(parts)
+                 "number in <a href='concepts.json'>concepts.json</a>.</small></p>")
+    return html.page(f"mnist_cnn: concepts ({dataset_title})", "\n".join(parts), style=_STYLE)
 
 
 def write_concepts(model, data, out, model_path=None, dataset: str = "mnist", **options) -> dict:
@@ -199,7 +197,7 @@ def write_concepts(model, data, out, model_path=None, dataset: str = "mnist", **
     from analysis.concepts import run
     from analysis.concepts.plots import plot_causal, plot_probes
     from analysis.pictures import save_png, strip
-    from mnist_cnn.datasets import get_dataset
+    from mnist_cnn.data.registry import get_dataset
 
     result = run(model, data, dataset=dataset, **options)
     x_test = data[1][0]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_cnn.datasets import MNIST, DatasetInfo
+from mnist_cnn.data.registry import MNIST, DatasetInfo
 from mnist_cnn.fileio import save_figure, save_npz, write_bytes
 
 

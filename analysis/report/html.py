@@ -1,13 +1,14 @@
 """The report page: `render_html` turns the sections into one self-contained index.html.
 
-Plain HTML with a small inline style sheet: relative links to the section's files only, no
-scripts, nothing fetched from the network, every value escaped.
+Plain HTML with a small inline style sheet in the one page skeleton (`analysis.html.page`):
+relative links to the section's files only, no scripts, nothing fetched from the network, every
+value escaped.
 """
 
 from __future__ import annotations
 
-import html
 
+from analysis import html
 from analysis.report.context import Context, csv_value
 
 
@@ -49,9 +50,7 @@ def render_html(ctx: Context, sections: list, summary: dict) -> str:
                              f"(random {last['random_accuracy_a_mean']:.2%} / "
                              f"{last['random_accuracy_b_mean']:.2%})"})
     what = "" if ctx.dataset.name == "mnist" else f"{ctx.dataset.title} "
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>mnist_cnn: {what}{noun} "
-             f"{html.escape(d)}</title><style>{_STYLE}</style></head><body>",
-             f"<h1>How the CNN sees {html.escape(ctx.a(ctx.digit))} (contrast: {html.escape(c)})"
+    parts = [f"<h1>How the CNN sees {html.escape(ctx.a(ctx.digit))} (contrast: {html.escape(c)})"
              f"</h1>",
              _html_table(key, "Key numbers (all in summary.json)"),
              "<p>" + " · ".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in sections)
@@ -68,6 +67,6 @@ def render_html(ctx: Context, sections: list, summary: dict) -> str:
     command = (f"analyze --digit {ctx.digit}" if ctx.dataset.name == "mnist" else
                f"analyze --dataset {ctx.dataset.name} --class {ctx.digit}")
     parts.append(f"<p><small>Written by <code>python -m mnist_cnn {command}</code>; "
-                 "files listed in <a href='summary.json'>summary.json</a>.</small></p>"
-                 "</body></html>\n")
-    return "\n".join(parts)
+                 "files listed in <a href='summary.json'>summary.json</a>.</small></p>")
+    return html.page(f"mnist_cnn: {what}{noun} {d}", "\n" + "\n".join(parts), style=_STYLE, lang=None,
+                     doctype="<!DOCTYPE html>", quote="'")

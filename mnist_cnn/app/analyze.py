@@ -5,8 +5,9 @@ from __future__ import annotations
 from mnist_cnn.app.common import (add_check_only, add_model_options, check_data, check_layer,
                                   check_model, colormap, model_layers, name_list, parse_class,
                                   positive_int)
-from mnist_cnn.config import MAP_LAYERS, analyze_out_dir, default_model
-from mnist_cnn.datasets import get_dataset
+from mnist_cnn.config import analyze_out_dir, default_model
+from mnist_cnn.series import MAP_LAYERS
+from mnist_cnn.data.registry import get_dataset
 from mnist_cnn.errors import UserError
 
 MAP_CLASSES = ("Conv2D", "MaxPooling2D", "AveragePooling2D", "BatchNormalization", "Dropout")

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from mnist_cnn.config import DEFAULT_MODEL, default_model
-from mnist_cnn.datasets import DATASET_NAMES, class_index, get_dataset
+from mnist_cnn.data.registry import DATASET_NAMES, class_index, get_dataset
 from mnist_cnn.errors import UserError
 from mnist_cnn.precision import ALIASES, CHOICES
 

@@ -41,7 +41,7 @@ def check(args):
 def run(args):
     from analysis.report.concepts import write_concepts
     from mnist_cnn.data import load_dataset
-    from mnist_cnn.datasets import get_dataset
+    from mnist_cnn.data.registry import get_dataset
     from mnist_cnn.model import load_trained
 
     info = get_dataset(args.dataset)

@@ -18,7 +18,7 @@ def check(args):
 
 def run(args):
     from mnist_cnn.data import load_dataset, to_input
-    from mnist_cnn.datasets import get_dataset
+    from mnist_cnn.data.registry import get_dataset
     from mnist_cnn.evaluate import evaluate, format_confusion, top_confusions
     from mnist_cnn.model import load_trained
 

