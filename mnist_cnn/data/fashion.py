@@ -282,16 +282,10 @@ def load_fashion(path=None):
         `FASHION_NPZ` environment variable, then the Keras cache folder, the Keras download,
         and Debian's `dataset-fashion-mnist` package.
 
-    Returns
-    -------
-    (x_train, y_train), (x_test, y_test) : uint8 arrays of shapes (60000, 28, 28), (60000,),
-        (10000, 28, 28), (10000,).
-
-    Raises
-    ------
-    UserError
-        If an explicit file is missing, corrupt or not Fashion-MNIST, or no source works
-        (one line saying what was tried and how to pass a file).
+    Returns and Raises
+    ------------------
+    As `mnist_cnn.data.mnist.load_mnist`: the four uint8 arrays; UserError (one line saying what
+    was tried and how to pass a file) for a bad explicit file or when no source works.
     """
     path = path or os.environ.get("FASHION_NPZ")
     a = read_fashion_npz(path) if path else _load_fashion_default()
