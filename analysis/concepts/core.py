@@ -24,9 +24,11 @@ def tcav_rows(model, x_concepts, values: dict, x_classes, y_classes, classes=Non
 
     Parameters
     ----------
-    model : an accepted model; x_concepts : uint8 (N, 28, 28) images the concept sets are drawn
-        from, with their measurements `values` (name -> (N,))
-    x_classes, y_classes : test images and labels; the first `per_class` of each class are used
+    model : an accepted model; x_concepts : model inputs (N, 28, 28, 1) float32 in [0, 1]
+        (`mnist_cnn.data.to_input`) the concept sets are drawn from, with their measurements
+        `values` (name -> (N,))
+    x_classes, y_classes : test inputs (as x_concepts) and labels; the first `per_class` of
+        each class are used
     classes : default every class; layers : default the last conv layer and the hidden dense ones
     per_set, permutations, seeds : as in `tcav.tcav_table`
 
@@ -42,8 +44,8 @@ def tcav_rows(model, x_concepts, values: dict, x_classes, y_classes, classes=Non
     classes = list(range(net.num_classes) if classes is None else classes)
     test_of = {c: np.flatnonzero(y_classes == c)[:per_class] for c in classes}
     classes = [c for c in classes if len(test_of[c])]  # a small subset may lack a class
-    acts = A.layer_outputs(model, layers, _to_input(x_concepts))
-    class_acts = {c: A.layer_outputs(model, layers, _to_input(x_classes[test_of[c]]))
+    acts = A.layer_outputs(model, layers, x_concepts)
+    class_acts = {c: A.layer_outputs(model, layers, x_classes[test_of[c]])
                   for c in classes}
     grads = {layer: {c: A.logit_gradients(model, net, layer, class_acts[c][layer], c)
                      for c in classes} for layer in layers}
@@ -51,13 +53,6 @@ def tcav_rows(model, x_concepts, values: dict, x_classes, y_classes, classes=Non
     rows = tcav_table(flat, concept_sets(values, list(values)), grads, per_set, permutations,
                       seeds)
     return rows, layers
-
-
-def _to_input(x: np.ndarray) -> np.ndarray:
-    """uint8 (N, 28, 28) or float in [0, 1] -> float32 (N, 28, 28, 1), as mnist_cnn.data."""
-    x = np.asarray(x)
-    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-    return x if x.ndim == 4 else x[..., None]
 
 
 def run(model, data, dataset: str = "mnist", images: int | None = None, probe_train: int = 5000,
@@ -88,6 +83,7 @@ def run(model, data, dataset: str = "mnist", images: int | None = None, probe_tr
     highest test indices, into the test subset when `images` is given), test_indices (that
     subset's indices into x_test, or None).
     """
+    from mnist_cnn.data import to_input
     from mnist_cnn.network import describe
 
     t0 = time.perf_counter()
@@ -119,7 +115,7 @@ def run(model, data, dataset: str = "mnist", images: int | None = None, probe_tr
     feats = {}
     for key, mdl in (("trained", model), ("random", rand)):
         for split, idx, x in (("train", i_tr, x_tr), ("test", i_te, x_te)):
-            outs = A.layer_outputs(mdl, layers, _to_input(x[idx]))
+            outs = A.layer_outputs(mdl, layers, to_input(x[idx]))
             feats[key, split] = {n: A.pooled(o) for n, o in outs.items()}
     probes = probe_table(feats["trained", "train"], feats["trained", "test"],
                          feats["random", "train"], feats["random", "test"],
@@ -129,16 +125,17 @@ def run(model, data, dataset: str = "mnist", images: int | None = None, probe_tr
     # TCAV.
     t = time.perf_counter()
     pool = _subset(len(x_tr), concept_pool, rng)
-    tcav, tcav_layers = tcav_rows(model, x_tr[pool], {n: m_tr[n][pool] for n in names}, x_te,
-                                  y_te, classes, tcav_layers, per_set, per_class, permutations,
-                                  seeds)
+    test_inputs = to_input(x_te)  # (N, 28, 28, 1) float32, for TCAV and the units
+    tcav, tcav_layers = tcav_rows(model, to_input(x_tr[pool]), {n: m_tr[n][pool] for n in names},
+                                  test_inputs, y_te, classes, tcav_layers, per_set, per_class,
+                                  permutations, seeds)
     seconds["tcav"] = time.perf_counter() - t
 
     # Units and the causal check on the whole test set.
     t = time.perf_counter()
     last = net.last_conv
     unit_layers = [i.name for i in net.units[:-1]]
-    outs = A.layer_outputs(model, unit_layers, _to_input(x_te))
+    outs = A.layer_outputs(model, unit_layers, test_inputs)
     units = {n: {k_: v.tolist() for k_, v in spearman(A.peaks(o), m_te).items()}
              for n, o in outs.items()}
     causal = None

@@ -29,16 +29,36 @@ def spearman(acts: np.ndarray, values: dict) -> dict:
     return out
 
 
-def strongest(corr: dict, unit: int, top: int = 3) -> list:
-    """A unit's `top` measurements by |rho|: [(name, rho)], strongest first."""
-    pairs = [(n, float(c[unit])) for n, c in corr.items()]
-    return sorted(pairs, key=lambda p: -abs(p[1]))[:top]
+def strongest(rhos: dict, top: int = 3) -> list:
+    """One unit's `top` measurements by |rho| (ties: the first named): [(name, rho)].
+
+    Parameters
+    ----------
+    rhos : measurement -> the unit's rho; top : how many
+
+    Returns
+    -------
+    [(name, rho)], strongest first.
+    """
+    return sorted(((n, float(r)) for n, r in rhos.items()), key=lambda p: -abs(p[1]))[:top]
 
 
 def most_tied(corr: dict, top: int = 3) -> dict:
-    """Per measurement the `top` units by |rho|: name -> [(unit, rho)]."""
-    return {n: [(int(u), float(c[u])) for u in np.argsort(-np.abs(c), kind="stable")[:top]]
-            for n, c in corr.items()}
+    """Per measurement the `top` units by |rho| (ties: the lower unit first).
+
+    Parameters
+    ----------
+    corr : measurement -> (units,) rho (a list or an array); top : units per measurement
+
+    Returns
+    -------
+    measurement -> [(unit index, rho)], strongest first.
+    """
+    out = {}
+    for n, c in corr.items():
+        c = np.asarray(c, np.float64)
+        out[n] = [(int(u), float(c[u])) for u in np.argsort(-np.abs(c), kind="stable")[:top]]
+    return out
 
 
 def causal_check(model, net, layer: str, acts: np.ndarray, y: np.ndarray, loop_corr: np.ndarray,

@@ -15,7 +15,7 @@ import numpy as np
 from analysis import html
 from analysis import pictures
 from analysis.explore import svg
-from analysis.explore.concept_tables import layer_concepts, unit_concepts
+from analysis.explore.concept_tables import layer_concept_section, unit_concept_section
 from mnist_cnn.data.registry import get_dataset
 
 ASSETS = Path(__file__).with_name("assets")
@@ -220,7 +220,7 @@ def layer_page(site: dict, layer: str, units: list, table: dict) -> str:
         '<p class="sort">Sort by: <button data-sort="index" class="on">unit</button>'
         '<button data-sort="sel">selectivity</button><button data-sort="max">largest test '
         'activation</button><button data-sort="effect">causal effect</button></p>'
-        f'<div id="tiles" class="tiles">{"".join(tiles)}</div>{layer_concepts(units)}')
+        f'<div id="tiles" class="tiles">{"".join(tiles)}</div>{layer_concept_section(units)}')
     return _page(f"{layer} - mnist_cnn explorer", body, table, layer)
 
 
@@ -306,7 +306,7 @@ def unit_page(site: dict, u: dict, table: dict) -> str:
         + f"</tr><tr><th>AUC one vs rest</th>{auc_row}</tr></table>"
         f"<p>Selectivity index {SI_FORMULA} = <b>{u['selectivity']:.3f}</b> (floor: 0 after a "
         "ReLU; for logits the smallest on the test set).</p></section>")
-    concepts = unit_concepts(u)
+    concepts = unit_concept_section(u)
     circ = u["circuit"]
     parts = []
     if "kernel" in circ:

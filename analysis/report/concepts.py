@@ -9,25 +9,15 @@ settings).
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 from analysis import html
-from analysis.report.context import csv_value
+from analysis.report.context import write_csv
 from analysis.report.html import _STYLE, _html_table
 from mnist_cnn.fileio import atomic_dir, save_figure, sha256_file, write_bytes, write_json
 
 TOP_UNITS = 3  # units listed per layer and measurement
-
-
-def _csv(path: Path, rows: list):
-    buffer = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({k: csv_value(v) for k, v in r.items()} for r in rows)
-    write_bytes(path, buffer.getvalue().encode())
+REPORT_PERMUTATIONS = 10000  # label shuffles per row in the digit report's section
 
 
 def _fmt(v, digits=3):
@@ -46,13 +36,12 @@ def unit_rows(units: dict, top: int = TOP_UNITS) -> list:
     -------
     list of dicts: layer, concept, rank, unit, rho.
     """
-    rows = []
-    for layer, by_name in units.items():
-        for name, rho in by_name.items():
-            order = sorted(range(len(rho)), key=lambda u: -abs(rho[u]))[:top]
-            rows += [{"layer": layer, "concept": name, "rank": r + 1, "unit": u, "rho": rho[u]}
-                     for r, u in enumerate(order)]
-    return rows
+    from analysis.concepts.units import most_tied
+
+    return [{"layer": layer, "concept": name, "rank": r + 1, "unit": u, "rho": rho}
+            for layer, by_name in units.items()
+            for name, best in most_tied(by_name, top).items()
+            for r, (u, rho) in enumerate(best)]
 
 
 def causal_rows(causal) -> list:
@@ -207,10 +196,10 @@ def write_concepts(model, data, out, model_path=None, dataset: str = "mnist", **
     files = ["index.html", "probes.csv", "tcav.csv", "units.csv", "causal.csv", "concepts.json",
              "probes.png"]
     with atomic_dir(Path(out)) as tmp:
-        _csv(tmp / "probes.csv", result["probes"])
-        _csv(tmp / "tcav.csv", result["tcav"])
-        _csv(tmp / "units.csv", unit_rows(result["units"]))
-        _csv(tmp / "causal.csv", causal_rows(result["causal"]))
+        write_csv(tmp / "probes.csv", result["probes"])
+        write_csv(tmp / "tcav.csv", result["tcav"])
+        write_csv(tmp / "units.csv", unit_rows(result["units"]))
+        write_csv(tmp / "causal.csv", causal_rows(result["causal"]))
         save_figure(plot_probes(result["probes"]), tmp / "probes.png", dpi=90)
         if result["causal"]:
             save_figure(plot_causal(result["causal"]), tmp / "causal.png", dpi=90)
@@ -238,35 +227,33 @@ def concepts_section(ctx):
     from analysis.concepts.measure import measure_cached, names_for
     from analysis.report.context import Section
 
-    pool, rest = ctx.x_test[1::2, ..., 0], ctx.x_test[0::2]
+    pool, rest = ctx.x_test[1::2], ctx.x_test[0::2]
     values, _ = measure_cached(pool, names_for(ctx.dataset.name))
     rows, layers = tcav_rows(ctx.model, pool, values, rest, ctx.y_test[0::2],
                              classes=[ctx.digit, ctx.contrast], per_set=150, per_class=200,
-                             permutations=10000, seeds=(0, 1, 2))
+                             permutations=REPORT_PERMUTATIONS, seeds=(0, 1, 2))
     a, b = ctx.name(ctx.digit), ctx.name(ctx.contrast)
     by = {(r["concept"], r["layer"], r["class"]): r for r in rows}
-    table = []
+    table, opposite = [], []
     for concept, layer in dict.fromkeys((r["concept"], r["layer"]) for r in rows):
         row = {"concept": concept, "layer": layer}
-        for label, cls in ((a, ctx.digit), (b, ctx.contrast)):
-            r = by.get((concept, layer, cls))
+        pair = [by.get((concept, layer, cls)) for cls in (ctx.digit, ctx.contrast)]
+        for label, r in zip((a, b), pair):
             if r:
                 row.update({f"score_{label}": round(r["score"], 3),
                             f"magnitude_{label}": round(r["magnitude"], 3),
                             f"p_holm_{label}": round(r["p_holm"], 4),
                             f"significant_{label}": r["significant"]})
         table.append(row)
+        both = all(r and r["significant"] for r in pair)
+        if both and pair[0]["magnitude"] * pair[1]["magnitude"] < 0:
+            opposite.append(f"{concept} in {layer}")
     found = [f"{ctx.name(r['class'])} {'up' if r['magnitude'] > 0 else 'down'} along "
              f"{r['concept']} ({r['layer']})" for r in rows if r["significant"]]
-    opposite = [f"{c} in {layer}" for (c, layer) in dict.fromkeys((r["concept"], r["layer"])
-                                                                  for r in rows)
-                if (c, layer, ctx.digit) in by and (c, layer, ctx.contrast) in by
-                and by[c, layer, ctx.digit]["significant"] and by[c, layer, ctx.contrast]["significant"]
-                and by[c, layer, ctx.digit]["magnitude"] * by[c, layer, ctx.contrast]["magnitude"] < 0]
     text = (f"TCAV on measured concepts (docs/concepts.md): for each concept (e.g. a closed loop "
             f"or not, thick or thin strokes) and layer, does the logit of {a} and of {b} follow "
             f"the concept's direction more than directions of random splits of the same images? "
-            f"{len(rows)} tests, Holm-corrected over them (10,000 shuffles each). "
+            f"{len(rows)} tests, Holm-corrected over them ({REPORT_PERMUTATIONS:,} shuffles each). "
             + (f"Significant: {'; '.join(found)}." if found else
                "None is significant after the correction.")
             + (f" Opposite for the two: {', '.join(opposite)}." if opposite else "")

@@ -116,11 +116,7 @@ class Context:
     def table(self, name: str | None, caption: str, rows: list, show=None) -> Table:
         """A table for the page; with a name, all rows are also written to name.csv."""
         if name:
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows({k: csv_value(v) for k, v in r.items()} for r in rows)
-            write_bytes(self.out / f"{name}.csv", buffer.getvalue().encode())
+            write_csv(self.out / f"{name}.csv", rows)
         return Table(caption, rows, f"{name}.csv" if name else None, show)
 
     def indices(self, label: int) -> np.ndarray:
@@ -165,3 +161,14 @@ class Context:
 def csv_value(v):
     """A value as one CSV or HTML table cell: lists and tuples become space-separated."""
     return " ".join(str(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+
+def write_csv(path, rows: list) -> None:
+    """Rows (dicts with the same keys) as a CSV file with a header, atomically; an empty file
+    for no rows."""
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: csv_value(v) for k, v in r.items()} for r in rows)
+    write_bytes(path, buffer.getvalue().encode())
