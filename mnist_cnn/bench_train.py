@@ -199,12 +199,6 @@ def bench_train(seeds: int = 3, overrides=None, peer_options=None, throughput=Tr
     return out
 
 
-def _conv_flops(layer, batch) -> int:
-    kh, kw, c_in, c_out = layer.kernel.shape
-    _, oh, ow, _ = layer.output.shape
-    return 2 * kh * kw * c_in * c_out * oh * ow * batch
-
-
 def bench_profile(seeds: int = 3, batch: int = 64, steps: int = 20, precision=None) -> dict:
     """`make bench` section: where a training step's time goes, piece by piece, on one fixed
     batch of `batch` training images under the resolved `auto` policy.
@@ -225,7 +219,7 @@ def bench_profile(seeds: int = 3, batch: int = 64, steps: int = 20, precision=No
     import tensorflow as tf
 
     from mnist_cnn.config import AUGMENTATION, TrainConfig
-    from mnist_cnn.flops import FORWARD_AND_BACKWARD, forward_flops
+    from mnist_cnn.flops import FORWARD_AND_BACKWARD, forward_flops, layer_flops
     from mnist_cnn.pipeline import augment
     from mnist_cnn.training import compiled_model, seed_everything, split
 
@@ -264,9 +258,9 @@ def bench_profile(seeds: int = 3, batch: int = 64, steps: int = 20, precision=No
         inputs[layer.name] = feed
         feed = layer(feed)
     dense = keras.Sequential([by_name["dense_1"], by_name["output"]])
-    dense_flops = 2 * batch * sum(int(np.prod(by_name[n].kernel.shape)) for n in ("dense_1", "output"))
+    dense_flops = batch * sum(layer_flops(by_name[n]) for n in ("dense_1", "output"))
     for name, layer, inp, n_flops in [
-            *((n, by_name[n], inputs[n], _conv_flops(by_name[n], batch))
+            *((n, by_name[n], inputs[n], batch * layer_flops(by_name[n]))
               for n in ("conv_1", "conv_2", "conv_3")),
             ("dense_1+output", dense, inputs["dense_1"], dense_flops)]:
 
@@ -278,7 +272,8 @@ def bench_profile(seeds: int = 3, batch: int = 64, steps: int = 20, precision=No
 
         pieces[f"{name} forward"] = (inp, lambda inp, layer=layer: layer(inp))
         pieces[f"{name} forward_backward"] = (inp, fwd_bwd)
-        flops[f"{name} forward"], flops[f"{name} forward_backward"] = n_flops, 3 * n_flops
+        flops[f"{name} forward"] = n_flops
+        flops[f"{name} forward_backward"] = FORWARD_AND_BACKWARD * n_flops
 
     dtype = tf.bfloat16 if policy == "mixed_bfloat16" else tf.float32
     square = tf.cast(tf.random.uniform([2048, 2048]), dtype)

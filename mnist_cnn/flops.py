@@ -13,9 +13,34 @@ from __future__ import annotations
 FORWARD_AND_BACKWARD = 3
 
 
+def layer_flops(layer) -> int:
+    """Multiply-add FLOPs (2 per multiply-add) of one image through one Conv2D or Dense layer;
+    0 for any other layer.
+
+    Parameters
+    ----------
+    layer : keras.layers.Layer
+        Built, with a known output shape.
+
+    Returns
+    -------
+    int
+    """
+    import keras
+
+    if isinstance(layer, keras.layers.Conv2D):
+        kh, kw, c_in, c_out = layer.kernel.shape
+        _, oh, ow, _ = layer.output.shape
+        return int(2 * kh * kw * c_in * c_out * oh * ow)
+    if isinstance(layer, keras.layers.Dense):
+        n_in, n_out = layer.kernel.shape
+        return int(2 * n_in * n_out)
+    return 0
+
+
 def forward_flops(model) -> int:
     """Multiply-add FLOPs (2 per multiply-add) of one image through `model`'s Conv2D and Dense
-    layers.
+    layers (`layer_flops` summed).
 
     Parameters
     ----------
@@ -26,18 +51,7 @@ def forward_flops(model) -> int:
     -------
     int
     """
-    import keras
-
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            kh, kw, c_in, c_out = layer.kernel.shape
-            _, oh, ow, _ = layer.output.shape
-            total += 2 * kh * kw * c_in * c_out * oh * ow
-        elif isinstance(layer, keras.layers.Dense):
-            n_in, n_out = layer.kernel.shape
-            total += 2 * n_in * n_out
-    return int(total)
+    return sum(layer_flops(layer) for layer in model.layers)
 
 
 def epoch_flops(model, images: int) -> int:
