@@ -127,7 +127,12 @@ def check_writable(folder, need_bytes=0):
             os.close(fd)
             os.unlink(probe)
     except OSError as e:
-        _raise_write_error(e, folder)
+        # `where` is an existing folder, so any refusal to create a file in it is a write
+        # fault, also one outside WRITE_FAULTS (e.g. ENOENT from /proc or /sys).
+        raise (write_error(e, folder)
+               or WriteError(folder, "no file can be created there "
+                                     f"({os.strerror(e.errno) if e.errno else e})", _ELSEWHERE,
+                             e.errno)) from None
     free = shutil.disk_usage(where).free
     if free < need_bytes:
         raise WriteError(folder, f"only {free / 1e6:.1f} MB free on its file system, about "

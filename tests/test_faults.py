@@ -243,6 +243,7 @@ READ_ONLY_COMMANDS = {
     "oip": ["oip", "--layer", "conv_1", "--model", "{model}", "--out", "{ro}/oip"],
     "explore": ["explore", "--model", "{model}", "--out", "{ro}/explorer"],
     "experiment": ["experiment", "lines", "--out", "{ro}/experiments"],
+    "concepts": ["concepts", "--model", "{model}", "--out", "{ro}/concepts"],
     "bench": ["bench", "--only", "oip"],  # writes bench/results.json under the current folder
 }
 
@@ -269,6 +270,23 @@ def test_read_only_folder_is_one_line_before_any_work(command, tmp_path, small_f
              else str(ro))
     assert "read-only" in err[0].lower() or "cannot write in" in err[0]
     assert tree(ro) == before
+
+
+def test_a_folder_that_refuses_new_files_is_one_line(tmp_path, untrained_mnist_model_path,
+                                                     run_main, monkeypatch):
+    """As /proc does: creating a file in an existing folder fails with an error that is not one
+    of the usual write faults (ENOENT)."""
+    import errno
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", "x")
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    rc, err = run_main(["concepts", "--model", untrained_mnist_model_path, "--out",
+                        str(tmp_path / "concepts")])
+    assert rc == 2
+    one_line(err, f"cannot write {tmp_path}/concepts: no file can be created there (No such file")
+    assert not (tmp_path / "concepts").exists()
 
 
 def test_a_file_where_the_output_folder_should_be(tmp_path, untrained_mnist_model_path, run_main):
