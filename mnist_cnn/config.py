@@ -31,7 +31,8 @@ class TrainConfig:
     batch_size: int = _opt(64, "mini-batch size", "positive")
     lr: float = _opt(0.05, "peak learning rate of the schedule", "positive")
     lr_final: float = _opt(0.01, "learning rate at the end, as a fraction of --lr", "fraction")
-    warmup_epochs: int = _opt(1, "epochs of linear warm-up before the decay", "non-negative")
+    warmup_epochs: float = _opt(1.0, "epochs of linear warm-up before the cosine decay (fractions "
+                                "allowed: the rate changes every step)", "non-negative")
     momentum: float = _opt(0.9, "SGD momentum", "fraction")
     l2: float = _opt(None, "L2 penalty on every kernel", "non-negative")
     label_smoothing: float = _opt(None, "label smoothing of the cross-entropy (0: none)", "fraction")

@@ -1,5 +1,5 @@
-"""Train the series' CNN (or your own model): SGD with momentum, a warm-up + cosine
-learning-rate schedule, L2.
+"""Train the series' CNN (or your own model): SGD with momentum, a one-cycle learning-rate
+schedule by step (linear warm-up, cosine decay), L2.
 
 `train(config, model=None)` writes, each atomically, into `config.out_dir`: mnist_cnn.keras, metrics.json,
 history.json, confusion_matrix.png, learning_curves.png, and TensorBoard logs under logs/.
@@ -48,22 +48,31 @@ def split(config: TrainConfig, data_path=None):
             (to_input(x_test), y_test))
 
 
-def lr_schedule(config: TrainConfig):
-    """Learning rate per epoch: linear warm-up to `lr`, then cosine decay to `lr * lr_final`."""
-    def rate(epoch, _current=None):
-        if epoch < config.warmup_epochs:
-            return config.lr * (epoch + 1) / (config.warmup_epochs + 1)
-        span = max(config.epochs - config.warmup_epochs - 1, 1)
-        progress = min((epoch - config.warmup_epochs) / span, 1.0)
-        floor = config.lr * config.lr_final
-        return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-    return rate
+def steps_per_epoch(config: TrainConfig, train_images: int) -> int:
+    """Training steps in one epoch of `train_images` (the last batch may be smaller)."""
+    return math.ceil(train_images / config.batch_size)
 
 
-def compiled_model(config: TrainConfig, model=None) -> keras.Model:
+def lr_schedule(config: TrainConfig, steps: int) -> keras.optimizers.schedules.CosineDecay:
+    """The learning rate of every training step, as a Keras schedule of the step count.
+
+    One cycle: linear warm-up from `lr * lr_final` to `lr` over the first `warmup_epochs`,
+    then cosine decay to `lr * lr_final` at the last step. `steps` is `steps_per_epoch`. The
+    optimizer's step counter drives it, and that counter is part of the checkpoint, so a
+    resumed run continues at the rate where it stopped.
+    """
+    warmup = round(config.warmup_epochs * steps)
+    floor = config.lr * config.lr_final
+    return keras.optimizers.schedules.CosineDecay(
+        floor, decay_steps=max(config.epochs * steps - warmup, 1), alpha=config.lr_final,
+        warmup_target=config.lr, warmup_steps=warmup)
+
+
+def compiled_model(config: TrainConfig, model=None, steps: int | None = None) -> keras.Model:
     """The untrained network under `config.precision` (resolved for this machine), compiled with
     the recipe's SGD and loss (cross-entropy; on one-hot targets when labels are smoothed, see
-    `targets`). `model`: a network of the user's (any that `mnist_cnn.network.describe`
+    `targets`). `steps`: training steps per epoch, for the schedule (`lr_schedule`); None
+    keeps the rate at `config.lr` (timings that do not train to the end). `model`: a network of the user's (any that `mnist_cnn.network.describe`
     accepts, with the data set's classes) instead of the series' one; it keeps its own
     regularisers (`config.l2` is the series' network's) and is copied under the precision."""
     if model is None:
@@ -76,7 +85,8 @@ def compiled_model(config: TrainConfig, model=None) -> keras.Model:
         model = with_policy(model, resolve(config.precision))
     loss = (keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
             if config.label_smoothing else "sparse_categorical_crossentropy")
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum),
+    rate = config.lr if steps is None else lr_schedule(config, steps)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=rate, momentum=config.momentum),
                   loss=loss, metrics=["accuracy"], steps_per_execution=config.steps_per_execution)
     return model
 
@@ -103,6 +113,14 @@ def run_id(config: TrainConfig, model=None) -> str:
         keys["augmentation"] = AUGMENTATION[keys["dataset"]]
     keys["precision"] = resolve(config.precision)  # "auto" may differ between machines
     return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
+
+
+class LearningRateLog(keras.callbacks.Callback):
+    """Puts the rate the schedule has reached into each epoch's logs (history.csv's column)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
 class HistoryCSV(keras.callbacks.CSVLogger):
@@ -200,7 +218,7 @@ def _train(config: TrainConfig, callbacks, verbose, user_model=None) -> dict:
     out = Path(config.out_dir)
     (x_fit, y_fit), (x_val, y_val), (x_test, y_test) = split(config)
 
-    model = compiled_model(config, user_model)
+    model = compiled_model(config, user_model, steps_per_epoch(config, len(x_fit)))
     # Room for the model file (weights and momenta, float32) and two checkpoints of the same
     # size while one replaces the other, plus the figures: checked now, not after the training.
     check_writable(out, need_bytes=6 * 4 * model.count_params() + 2**20)
@@ -211,7 +229,7 @@ def _train(config: TrainConfig, callbacks, verbose, user_model=None) -> dict:
     fit_callbacks = [
         AtomicBackupAndRestore(work),  # first: it may set the run folder aside before the others
         DivergenceGuard(explosion_limit(model)),
-        keras.callbacks.LearningRateScheduler(lr_schedule(config)),
+        LearningRateLog(),
         HistoryCSV(str(log_csv), append=True),
         keras.callbacks.TensorBoard(str(out / "logs" / rid), histogram_freq=0),
         *callbacks,

@@ -1,6 +1,7 @@
 """Training: accuracy of a short run, artefacts, determinism, resuming after an interruption."""
 
 import json
+import math
 from pathlib import Path
 
 import keras
@@ -8,7 +9,7 @@ import pytest
 
 from mnist_cnn.config import TrainConfig
 from mnist_cnn.fileio import atomic_path
-from mnist_cnn.training import lr_schedule, train
+from mnist_cnn.training import lr_schedule, steps_per_epoch, train
 
 
 def test_short_training_learns(tiny_run):
@@ -63,9 +64,10 @@ class _Epochs(keras.callbacks.Callback):
 @pytest.mark.heavy
 def test_interrupted_training_resumes(tmp_path, first_test_images):
     """Killed in the middle of epoch 2 (after its first step), the next run restores epochs 0-1
-    and trains only epoch 2, every step at the rate the schedule gives an uninterrupted run
-    (issue 25). With validation every 2 epochs, the resumed epoch 2 is not validated but epoch 1
-    was: the history keeps both kinds of rows under the right columns."""
+    and trains only epoch 2, every step at the rate the per-step schedule gives an uninterrupted
+    run at that step (issue 25: the rate follows the optimizer's restored step counter). With
+    validation every 2 epochs, the resumed epoch 2 is not validated but epoch 1 was: the history
+    keeps both kinds of rows under the right columns."""
     config = TrainConfig(epochs=3, train_limit=600, batch_size=100, augment=False, val_every=2,
                          val_size=500, precision="float32", steps_per_execution=1, lr=0.1,
                          warmup_epochs=1, lr_final=0.1, out_dir=str(tmp_path))
@@ -76,12 +78,13 @@ def test_interrupted_training_resumes(tmp_path, first_test_images):
     epochs, resumed = _Epochs(), _StepRates()
     metrics = train(config, callbacks=[epochs, resumed], verbose=0)
     assert epochs.seen == [2]  # epochs 0 and 1 were restored, not rerun
-    schedule = lr_schedule(config)
-    steps = 1 + max(step for epoch, step in killed.rates if epoch == 0)
+    steps = steps_per_epoch(config, config.train_limit)
+    schedule = lr_schedule(config, steps)
     assert sorted(resumed.rates) == [(2, step) for step in range(steps)]  # all of epoch 2 again
     for (epoch, step), rate in {**killed.rates, **resumed.rates}.items():
-        assert rate == pytest.approx(schedule(epoch), rel=1e-6), (epoch, step)
-    assert len({round(schedule(e), 6) for e in range(config.epochs)}) == 3  # it does change
+        expected = float(keras.ops.convert_to_numpy(schedule(epoch * steps + step)))
+        assert rate == pytest.approx(expected, rel=1e-6), (epoch, step)
+    assert len({round(r, 6) for r in resumed.rates.values()}) == steps  # it changes every step
     history = json.loads((tmp_path / "history.json").read_text())
     assert history["epoch"] == [0, 1, 2]
     assert history["val_accuracy"][0] is None and history["val_accuracy"][2] is None
@@ -138,12 +141,31 @@ def test_smoothed_labels_train_on_one_hot_targets():
     assert compiled_model(plain).loss == "sparse_categorical_crossentropy"
 
 
-def test_learning_rate_schedule_warms_up_then_decays():
-    rate = lr_schedule(TrainConfig(epochs=10, lr=0.1, lr_final=0.01, warmup_epochs=1))
-    rates = [rate(e) for e in range(10)]
-    assert rates[0] == pytest.approx(0.05) and rates[1] == pytest.approx(0.1)
+def _rates(config, steps):
+    schedule = lr_schedule(config, steps)
+    return [float(keras.ops.convert_to_numpy(schedule(i))) for i in range(config.epochs * steps + 1)]
+
+
+def test_learning_rate_schedule_is_one_cycle_by_step():
+    """Linear warm-up from lr * lr_final to lr over warmup_epochs (fractions too), then a cosine
+    decay that reaches lr * lr_final at the last step."""
+    config = TrainConfig(epochs=4, lr=0.1, lr_final=0.01, warmup_epochs=0.5)
+    rates = _rates(config, steps=10)
+    assert rates[0] == pytest.approx(0.001) and max(rates) == pytest.approx(0.1)
+    assert rates.index(max(rates)) == 5  # half an epoch of 10 steps
+    assert rates[2] == pytest.approx(0.001 + 0.099 * 2 / 5)  # linear
     assert rates[-1] == pytest.approx(0.001)
-    assert all(a >= b for a, b in zip(rates[1:], rates[2:]))
+    for k in (7, 17, 30):  # cosine over the 35 steps after the warm-up
+        assert rates[5 + k] == pytest.approx(0.001 + 0.099 * 0.5 * (1 + math.cos(math.pi * k / 35)))
+    assert all(a < b for a, b in zip(rates[:5], rates[1:6]))
+    assert all(a >= b for a, b in zip(rates[5:], rates[6:]))
+    no_warmup = _rates(TrainConfig(epochs=2, lr=0.1, lr_final=0.01, warmup_epochs=0), steps=10)
+    assert no_warmup[0] == pytest.approx(0.1) and no_warmup[-1] == pytest.approx(0.001)
+
+
+def test_steps_per_epoch_counts_the_last_short_batch():
+    assert steps_per_epoch(TrainConfig(batch_size=128), 50_000) == 391
+    assert steps_per_epoch(TrainConfig(batch_size=100), 600) == 6
 
 
 def test_one_training_per_output_folder(tmp_path, cli_batch):
@@ -212,9 +234,11 @@ def test_recipe_is_what_docs_training_says():
     assert (f"validation every {config.val_every} epochs" if config.val_every
             else "validation only after the last epoch") in text
     assert f"{config.steps_per_execution} steps per call" in text
-    rate = lr_schedule(config)
-    assert rate(config.warmup_epochs) == pytest.approx(config.lr)
-    assert rate(config.epochs - 1) == pytest.approx(config.lr * config.lr_final, rel=0.05)
+    steps = steps_per_epoch(config, 60_000 - config.val_size)
+    rates = _rates(config, steps)
+    assert max(rates) == pytest.approx(config.lr)
+    assert rates.index(max(rates)) == round(config.warmup_epochs * steps)
+    assert rates[-1] == pytest.approx(config.lr * config.lr_final)
 
 
 class _StepRates(keras.callbacks.Callback):

@@ -40,21 +40,18 @@ def train_run(seed, epochs=EPOCHS, train_limit=TRAIN_LIMIT, data=None, test_imag
         init and trained (lists of float32 weight arrays, Keras order), seconds, test_accuracy
         (on the first `test_images` test images; None: all 10,000).
     """
-    import keras
-
     from mnist_cnn.config import TrainConfig
     from mnist_cnn.pipeline import batches, training_dataset
-    from mnist_cnn.training import compiled_model, lr_schedule, seed_everything, split
+    from mnist_cnn.training import compiled_model, seed_everything, split, steps_per_epoch
 
     config = TrainConfig(epochs=epochs, train_limit=train_limit, warmup_epochs=0, seed=seed,
                          data=data or "")
     seed_everything(seed)
     (x_fit, y_fit), _, (x_test, y_test) = split(config)
-    model = compiled_model(config)
+    model = compiled_model(config, steps=steps_per_epoch(config, len(x_fit)))
     init = [w.astype("float32") for w in model.get_weights()]
     started = time.perf_counter()
-    model.fit(training_dataset(x_fit, y_fit, config), epochs=epochs, verbose=0, shuffle=False,
-              callbacks=[keras.callbacks.LearningRateScheduler(lr_schedule(config))])
+    model.fit(training_dataset(x_fit, y_fit, config), epochs=epochs, verbose=0, shuffle=False)
     seconds = time.perf_counter() - started
     _, accuracy = model.evaluate(batches(x_test[:test_images], y_test[:test_images]), verbose=0)
     return {"init": init, "trained": [w.astype("float32") for w in model.get_weights()],
