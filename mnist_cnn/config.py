@@ -34,6 +34,8 @@ class TrainConfig:
     warmup_epochs: float = _opt(1.0, "epochs of linear warm-up before the cosine decay (fractions "
                                 "allowed: the rate changes every step)", "non-negative")
     momentum: float = _opt(0.9, "SGD momentum", "fraction")
+    ema: float = _opt(0.0, "keep an exponential moving average of the weights with this momentum "
+                      "(about the last 1/(1-EMA) steps) and end with it (0: off)", "fraction")
     l2: float = _opt(None, "L2 penalty on every kernel", "non-negative")
     label_smoothing: float = _opt(None, "label smoothing of the cross-entropy (0: none)", "fraction")
     seed: int = _opt(0, "random seed (same seed, same machine: same metrics)", "non-negative")

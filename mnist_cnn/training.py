@@ -86,7 +86,9 @@ def compiled_model(config: TrainConfig, model=None, steps: int | None = None) ->
     loss = (keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
             if config.label_smoothing else "sparse_categorical_crossentropy")
     rate = config.lr if steps is None else lr_schedule(config, steps)
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=rate, momentum=config.momentum),
+    optimizer = keras.optimizers.SGD(learning_rate=rate, momentum=config.momentum,
+                                     use_ema=bool(config.ema), ema_momentum=config.ema or 0.99)
+    model.compile(optimizer=optimizer,
                   loss=loss, metrics=["accuracy"], steps_per_execution=config.steps_per_execution)
     return model
 
@@ -105,13 +107,9 @@ def run_id(config: TrainConfig, model=None) -> str:
     keys = {k: v for k, v in config.to_dict().items() if k not in ("out_dir", "data")}
     if model is not None:
         keys["model"] = hashlib.sha256(model.to_json().encode()).hexdigest()
-    if keys["dataset"] == "mnist":  # MNIST runs keep the ids they had before these fields existed
-        del keys["dataset"]
-        if not keys["label_smoothing"]:
-            del keys["label_smoothing"]
-    else:
-        keys["augmentation"] = AUGMENTATION[keys["dataset"]]
+    keys["augmentation"] = AUGMENTATION[keys["dataset"]]
     keys["precision"] = resolve(config.precision)  # "auto" may differ between machines
+    keys["schedule"] = "one cycle by step"  # a checkpoint of the older per-epoch schedule does not resume
     return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -115,15 +115,19 @@ def test_recipe_values_per_dataset_and_explicit_values_win():
     assert TrainConfig(dataset="fashion", label_smoothing=0.0).label_smoothing == 0.0
 
 
-def test_run_ids_of_mnist_runs_did_not_change():
-    """An interrupted MNIST run resumes after an upgrade: new fields at their MNIST value leave
-    the id as it was (ids computed before `dataset` and `label_smoothing` existed)."""
+def test_run_ids_change_with_the_schedule_and_settings_only():
+    """A checkpoint resumes only into the run it belongs to: the ids of runs made under the
+    per-epoch schedule (before issue 25) no longer match, since their rates would differ; a
+    setting that changes the run changes the id, the output folder does not."""
     from mnist_cnn.training import run_id
 
-    old = dict(precision="float32", val_every=2)  # the recipe of then validated every 2 epochs
-    assert run_id(TrainConfig(**old)) == "362cc86d6ac0"
-    assert run_id(TrainConfig(**old, epochs=3, seed=2)) == "6284fabb9cfc"
-    assert run_id(TrainConfig(**old, label_smoothing=0.1)) != "362cc86d6ac0"
+    old = dict(precision="float32", val_every=2)  # per-epoch schedule ids of that recipe
+    assert run_id(TrainConfig(**old)) != "362cc86d6ac0"
+    assert run_id(TrainConfig(**old, epochs=3, seed=2)) != "6284fabb9cfc"
+    base = run_id(TrainConfig(**old))
+    assert run_id(TrainConfig(**old, out_dir="elsewhere")) == base
+    for change in (dict(label_smoothing=0.1), dict(ema=0.99), dict(warmup_epochs=0.5)):
+        assert run_id(TrainConfig(**old, **change)) != base, change
 
 
 def test_smoothed_labels_train_on_one_hot_targets():
