@@ -199,9 +199,10 @@ def bench_train(seeds: int = 3, overrides=None, peer_options=None, throughput=Tr
     return out
 
 
-def bench_profile(seeds: int = 3, batch: int = 64, steps: int = 20, precision=None) -> dict:
+def bench_profile(seeds: int = 3, batch: int | None = None, steps: int = 20, precision=None) -> dict:
     """`make bench` section: where a training step's time goes, piece by piece, on one fixed
-    batch of `batch` training images under the resolved `auto` policy.
+    batch of `batch` training images (default the recipe's batch) under the resolved `auto`
+    policy.
 
     Each piece is its own tf.function, run `steps` times per timing (best of 3 after a tracing
     call): the augmentation, the forward pass, forward + backward (loss, L2 and every gradient),
@@ -224,6 +225,7 @@ def bench_profile(seeds: int = 3, batch: int = 64, steps: int = 20, precision=No
     from mnist_cnn.training import compiled_model, seed_everything, split
 
     config = TrainConfig(precision=precision or TrainConfig().precision)
+    batch = batch or config.batch_size
     policy = resolve(config.precision)
     seed_everything(0)
     (x_fit, y_fit), _, _ = split(config)

@@ -28,8 +28,8 @@ class TrainConfig:
     dataset: str = _opt("mnist", "data set to train on (its default --out-dir: models for mnist, "
                          "models/fashion for fashion)", choices=DATASET_NAMES)
     epochs: int = _opt(10, "training epochs", "positive")
-    batch_size: int = _opt(64, "mini-batch size", "positive")
-    lr: float = _opt(0.05, "peak learning rate of the schedule", "positive")
+    batch_size: int = _opt(128, "mini-batch size", "positive")
+    lr: float = _opt(0.1, "peak learning rate of the schedule", "positive")
     lr_final: float = _opt(0.01, "learning rate at the end, as a fraction of --lr", "fraction")
     warmup_epochs: float = _opt(1.0, "epochs of linear warm-up before the cosine decay (fractions "
                                 "allowed: the rate changes every step)", "non-negative")
