@@ -264,3 +264,28 @@ class _StepRates(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self.epoch == self.kill_epoch and batch == self.kill_step:
             raise KeyboardInterrupt
+
+
+def test_ema_ends_with_the_average_of_the_weights():
+    """--ema keeps a moving average of the weights (Keras' use_ema) and the fit ends with it:
+    the weights after `fit` are not the last step's, and without --ema they are."""
+    import numpy as np
+
+    from mnist_cnn.training import compiled_model
+
+    rng = np.random.default_rng(0)
+    ends = {}
+    for ema in (0.0, 0.9):
+        keras.utils.set_random_seed(0)
+        model = compiled_model(TrainConfig(precision="float32", ema=ema, steps_per_execution=1), steps=4)
+        x = rng.random((64, *model.input_shape[1:]), dtype=np.float32)
+        y = rng.integers(0, 10, 64)
+        last = {}
+
+        class Last(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                last["weights"] = [w.copy() for w in self.model.get_weights()]
+
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False, callbacks=[Last()])
+        ends[ema] = [np.array_equal(a, b) for a, b in zip(model.get_weights(), last["weights"])]
+    assert all(ends[0.0]) and not any(ends[0.9])
