@@ -1,6 +1,6 @@
 """Experiment two-runs: do two independent trainings learn the same filters, in the same order?
 
-The series' CNN is trained twice with the project's recipe (SGD + momentum, cosine schedule, L2,
+The series' CNN is trained twice with the project's recipe (SGD + momentum, one-cycle schedule, L2,
 in the precision `auto` resolves to on this machine), briefly (EPOCHS epochs on the 50,000 non-validation training images), with seeds
 `seed` and `seed + 1`. The filters of run A are then matched one-to-one to those of run B with
 the Hungarian algorithm (`scipy.optimize.linear_sum_assignment`, maximising the summed Pearson r):
@@ -38,7 +38,7 @@ def train_run(seed, epochs=EPOCHS, train_limit=TRAIN_LIMIT, data=None, test_imag
     -------
     dict
         init and trained (lists of float32 weight arrays, Keras order), seconds, test_accuracy
-        (on the first `test_images` test images; None: all 10,000).
+        (on the first `test_images` test images; None: all 10,000), batch_size and lr of the recipe.
     """
     from mnist_cnn.config import TrainConfig
     from mnist_cnn.pipeline import batches, training_dataset
@@ -55,7 +55,8 @@ def train_run(seed, epochs=EPOCHS, train_limit=TRAIN_LIMIT, data=None, test_imag
     seconds = time.perf_counter() - started
     _, accuracy = model.evaluate(batches(x_test[:test_images], y_test[:test_images]), verbose=0)
     return {"init": init, "trained": [w.astype("float32") for w in model.get_weights()],
-            "seconds": seconds, "test_accuracy": float(accuracy), "train_images": len(x_fit)}
+            "seconds": seconds, "test_accuracy": float(accuracy), "train_images": len(x_fit),
+            "batch_size": config.batch_size, "lr": config.lr}
 
 
 def map_reader(layers=("conv_1", "conv_3"), batch_size=500):
@@ -248,7 +249,7 @@ def run(out, seed=0, data=None, epochs=EPOCHS, train_limit=TRAIN_LIMIT, test_ima
     summary = {
         "experiment": "two-runs", "seeds": [seed, seed + 1], "epochs": epochs,
         "train_images": run_a["train_images"], "recipe": "TrainConfig defaults (SGD, momentum 0.9, "
-        "cosine schedule, L2 5e-4), no warm-up", "precision": resolve("auto"),
+        "one cycle by step, L2 5e-4), no warm-up", "batch_size": run_a["batch_size"], "lr": run_a["lr"], "precision": resolve("auto"),
         "training_seconds": [round(run_a["seconds"], 1), round(run_b["seconds"], 1)],
         "test_accuracy": [round(run_a["test_accuracy"], 4), round(run_b["test_accuracy"], 4)],
         "conv1_activation_images": min(ACT_IMAGES_CONV1, len(x_test)), "conv3_activation_images": len(x_test),
