@@ -249,21 +249,14 @@ def write_json(path, obj):
 
 
 def save_figure(fig, path, dpi=110):
-    """Save a Matplotlib figure atomically, cropped to what is drawn (`bbox_inches="tight"`),
-    and close it.
+    """Save a Matplotlib figure atomically, cropped to what is drawn, and close it.
 
-    A PNG whose drawing lies inside the figure is drawn once and cropped to its tight box
-    (padded by `savefig.pad_inches`, written by Matplotlib's own PNG writer): `savefig` with
-    "tight" draws the figure twice, once to find the box and once to print it, and the report's
-    figures spent ~40% of their saving time in the first. The crop is on whole pixels, so an
-    image can sit up to a pixel from where `savefig` would put it. Anything drawn outside the
-    figure, and other formats, go through `savefig(bbox_inches="tight")`.
+    A PNG drawn inside the figure is drawn once and cropped on whole pixels to its tight box
+    (`savefig(bbox_inches="tight")` draws twice); drawings past the edge and other formats: savefig.
 
     Parameters
     ----------
-    fig : matplotlib.figure.Figure
-    path : str or Path, the file to write (.png, or any format `savefig` knows)
-    dpi : float, dots per inch
+    fig : matplotlib.figure.Figure; path : the file (.png or a `savefig` format); dpi : float
 
     Returns
     -------
@@ -278,12 +271,10 @@ def save_figure(fig, path, dpi=110):
 
 
 def _save_png_cropped(fig, tmp, dpi) -> bool:
-    """Draw `fig` once at `dpi` and write its tight box as a PNG to `tmp`; False (nothing
-    written) where the drawing reaches outside the figure, which a crop cannot show. Padding
-    beyond the figure's edge is the figure's face colour, as `savefig` fills it."""
+    """Draw `fig` once at `dpi`, write its tight box as a PNG to `tmp` (padding beyond the edge
+    in the face colour, as `savefig`); False, nothing written, where the drawing leaves it."""
     import math
 
-    import matplotlib as mpl
     import matplotlib.image
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -296,17 +287,16 @@ def _save_png_cropped(fig, tmp, dpi) -> bool:
     width, height = fig.get_size_inches()
     if box.x0 < 0 or box.y0 < 0 or box.x1 > width or box.y1 > height:
         return False
-    box = box.padded(mpl.rcParams["savefig.pad_inches"])
+    box = box.padded(matplotlib.rcParams["savefig.pad_inches"])
     rgba = np.asarray(canvas.buffer_rgba())
     rows, cols = rgba.shape[:2]
     left, right = math.floor(box.x0 * dpi), math.ceil(box.x1 * dpi)
     top, bottom = math.floor(rows - box.y1 * dpi), math.ceil(rows - box.y0 * dpi)
-    face = np.round(np.asarray(to_rgba(fig.get_facecolor())) * 255).astype(np.uint8)
     out = np.empty((bottom - top, right - left, 4), np.uint8)
-    out[...] = face
-    inside = rgba[max(top, 0):min(bottom, rows), max(left, 0):min(right, cols)]
-    out[max(top, 0) - top:max(top, 0) - top + inside.shape[0],
-        max(left, 0) - left:max(left, 0) - left + inside.shape[1]] = inside
+    out[...] = np.round(np.asarray(to_rgba(fig.get_facecolor())) * 255)
+    r0, c0 = max(top, 0), max(left, 0)
+    out[r0 - top:min(bottom, rows) - top, c0 - left:min(right, cols) - left] = \
+        rgba[r0:min(bottom, rows), c0:min(right, cols)]
     matplotlib.image.imsave(tmp, out, format="png", origin="upper", dpi=dpi)
     return True
 
