@@ -249,12 +249,56 @@ def write_json(path, obj):
 
 
 def save_figure(fig, path, dpi=110):
-    """Save a Matplotlib figure atomically and close it."""
+    """Save a Matplotlib figure atomically, cropped to what is drawn, and close it.
+
+    A PNG drawn inside the figure is drawn once and cropped on whole pixels to its tight box
+    (`savefig(bbox_inches="tight")` draws twice); drawings past the edge and other formats: savefig.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure; path : the file (.png or a `savefig` format); dpi : float
+
+    Returns
+    -------
+    None
+    """
     import matplotlib.pyplot as plt
 
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        if Path(path).suffix.lower() != ".png" or not _save_png_cropped(fig, tmp, dpi):
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
+
+
+def _save_png_cropped(fig, tmp, dpi) -> bool:
+    """Draw `fig` once at `dpi`, write its tight box as a PNG to `tmp` (padding beyond the edge
+    in the face colour, as `savefig`); False, nothing written, where the drawing leaves it."""
+    import math
+
+    import matplotlib.image
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import to_rgba
+
+    fig.set_dpi(dpi)
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    box = fig.get_tightbbox(canvas.get_renderer())
+    width, height = fig.get_size_inches()
+    if box.x0 < 0 or box.y0 < 0 or box.x1 > width or box.y1 > height:
+        return False
+    box = box.padded(matplotlib.rcParams["savefig.pad_inches"])
+    rgba = np.asarray(canvas.buffer_rgba())
+    rows, cols = rgba.shape[:2]
+    left, right = math.floor(box.x0 * dpi), math.ceil(box.x1 * dpi)
+    top, bottom = math.floor(rows - box.y1 * dpi), math.ceil(rows - box.y0 * dpi)
+    out = np.empty((bottom - top, right - left, 4), np.uint8)
+    out[...] = np.round(np.asarray(to_rgba(fig.get_facecolor())) * 255)
+    r0, c0 = max(top, 0), max(left, 0)
+    out[r0 - top:min(bottom, rows) - top, c0 - left:min(right, cols) - left] = \
+        rgba[r0:min(bottom, rows), c0:min(right, cols)]
+    matplotlib.image.imsave(tmp, out, format="png", origin="upper", dpi=dpi)
+    return True
 
 
 def save_npz(path, **arrays):

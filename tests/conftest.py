@@ -7,6 +7,7 @@ float32 on every machine: bfloat16 is emulated (several times slower) where the 
 """
 
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -16,7 +17,8 @@ os.environ["MNIST_CNN_AUTO_PRECISION"] = "flags"
 
 
 def _share_of_the_cores() -> int:
-    """TensorFlow threads per pytest-xdist worker: the cores divided among the workers.
+    """Threads per pool (TensorFlow's, BLAS's) per pytest-xdist worker: the cores divided among
+    the workers.
 
     By default every worker's TensorFlow sizes its thread pools to all the cores, so two workers
     on 2 cores run 4 busy threads, which wait on each other: `make test` took 114-128 s and
@@ -28,9 +30,21 @@ def _share_of_the_cores() -> int:
     return max(1, (cores or 1) // workers)
 
 
+# The same share for NumPy's and scikit-learn's BLAS and OpenMP pools: OpenBLAS sizes its pool to
+# all the cores too, and its threads spin while they wait, so two workers' pools on 2 cores fought
+# for them. A 300 x 300 `numpy.linalg.eigh` (the TCAV section runs dozens) took 0.34 s of CPU
+# with the default pool and 0.015 s with one thread; the report fixture 58 -> 23 s of CPU (Intel
+# Xeon with AMX, 2 cores shared with a training, 2026-12-03).
+_POOLS = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OPENBLAS_NUM_THREADS",
+          "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
 if "PYTEST_XDIST_WORKER" in os.environ:  # set by xdist in its workers, before TF is imported
-    for pool in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+    for pool in _POOLS:
         os.environ.setdefault(pool, str(_share_of_the_cores()))
+    if "numpy" in sys.modules:  # a plugin imported NumPy first: its pools no longer read the env
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]))
 
 import pytest  # noqa: E402
 

@@ -20,6 +20,14 @@ def example() -> str:
 
 @pytest.mark.heavy
 def test_the_documented_example_runs(tmp_path, monkeypatch, capsys):
+    """The block as written; its report's attribution and concepts sections on the sizes of
+    tests/test_report.py's report (their numbers are tested in tests/test_attribution.py and
+    tests/test_concepts.py)."""
+    from analysis.report import attribution, concepts
+
+    for name, value in (("IMAGES", 16), ("RANDOMISE", 2), ("MISTAKES", 4)):
+        monkeypatch.setattr(attribution, name, value)
+    monkeypatch.setattr(concepts, "REPORT_PERMUTATIONS", 999)
     monkeypatch.chdir(tmp_path)  # it writes models/quick and reports/ where it runs
     exec(compile(example(), str(DOC), "exec"), {"__name__": "__example__"})
     printed = capsys.readouterr().out

@@ -155,13 +155,24 @@ def test_a_conv_units_attribution_lies_in_the_receptive_field_of_its_peak(tmp_pa
     assert Image.open(tmp_path / "img" / "c-1-attribution.png").size == (2 * 29 - 1, 28)
 
 
-def test_the_public_verbs_attribute_and_predict(tiny_model, tiny_model_path, mnist, tmp_path):
-    """`analysis.attribute` and `analysis.predict_images` (docs/api.md) on plain values."""
+def test_the_public_verbs_attribute_and_predict(tiny_model, tiny_model_path, mnist, tmp_path,
+                                                monkeypatch):
+    """`analysis.attribute` and `analysis.predict_images` (docs/api.md) on plain values (the
+    nearest neighbours among 2,000 training images, as in tests/test_predict.py: the 60,000
+    cost seconds of forward passes)."""
     import analysis
+    from mnist_cnn import data
     from mnist_cnn.data import to_input
     from mnist_cnn.images import load_ink
     from PIL import Image
 
+    load = data.load_dataset
+
+    def small(*args, **kwargs):
+        (x, y), test = load(*args, **kwargs)
+        return (x[:2000], y[:2000]), test
+
+    monkeypatch.setattr(data, "load_dataset", small)
     _, (x_test, y_test) = mnist
     result = analysis.attribute(tiny_model, to_input(x_test[:4]), y_test[:4], randomise=1)
     assert {r["method"] for r in result["rows"]} >= {"saliency", "integrated_gradients", "occlusion"}

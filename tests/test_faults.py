@@ -204,11 +204,13 @@ def test_oip_on_a_full_disk_is_one_line(small_fs, tmp_path, monkeypatch, untrain
     (out / "conv_1.npz").write_bytes(b"earlier arrays")
     (out / "conv_1.png").write_bytes(b"earlier figure")
     if root == tmp_path:
+        import matplotlib.image
         from matplotlib.figure import Figure
 
         def full(*args, **kwargs):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        monkeypatch.setattr(Figure, "savefig", full)
+        monkeypatch.setattr(Figure, "savefig", full)  # fileio.save_figure writes with either
+        monkeypatch.setattr(matplotlib.image, "imsave", full)
     else:  # 12 kB: the early check's 4 kB and one map's arrays (~4 kB) fit, its figure (~14) not
         fill(root, leave=12 * 1024)
     before = tree(root)

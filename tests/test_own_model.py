@@ -47,17 +47,32 @@ UNITS = {"convnet": 4 + 6 + 10, "odd": 4 + 6 + 8 + 10}
 
 @pytest.fixture(scope="session")  # session: the heavy-first order interleaves modules
 def own_models(tmp_path_factory):
-    """{name: (path, model)} trained with the recipe: 1 epoch on 1500 images, float32."""
+    """{name: (path, model)} trained with the recipe: 1 epoch on 1500 images, float32, evaluated
+    on the first 2000 test images, with empty training figures (the tests here read the models;
+    the training's own outputs are tested in tests/test_train.py)."""
+    import matplotlib.pyplot as plt
+
     import mnist_cnn as mc
+    from mnist_cnn import training
+
+    load_dataset = training.load_dataset
+
+    def first_2000(*args, **kwargs):
+        fit, (x_test, y_test) = load_dataset(*args, **kwargs)
+        return fit, (x_test[:2000], y_test[:2000])
 
     out = {}
-    for name, build in BUILDERS.items():
-        keras.utils.set_random_seed(0)
-        config = mc.TrainConfig(epochs=1, train_limit=1500, batch_size=32, lr=0.05, warmup_epochs=0,
-                                augment=False, val_size=1000, val_every=1, precision="float32",
-                                steps_per_execution=1,
-                                out_dir=str(tmp_path_factory.mktemp(name)))
-        out[name] = (config.model_path, mc.train(config, model=build(), verbose=0))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training, "load_dataset", first_2000)
+        for figure in ("plot_confusion", "plot_learning_curves"):
+            patch.setattr(training, figure, lambda *args, **kwargs: plt.figure(figsize=(1, 1)))
+        for name, build in BUILDERS.items():
+            keras.utils.set_random_seed(0)
+            config = mc.TrainConfig(epochs=1, train_limit=1500, batch_size=32, lr=0.05,
+                                    warmup_epochs=0, augment=False, val_size=1000, val_every=1,
+                                    precision="float32", steps_per_execution=1,
+                                    out_dir=str(tmp_path_factory.mktemp(name)))
+            out[name] = (config.model_path, mc.train(config, model=build(), verbose=0))
     return out
 
 
@@ -73,7 +88,7 @@ def images(mnist):
 @pytest.mark.parametrize("name", list(BUILDERS))
 def test_commands_run_on_the_model(name, own_models, tmp_path, run_main, first_test_images,
                                    monkeypatch):
-    from analysis.report import sections
+    from analysis.report import concepts, sections
     from mnist_cnn.network import describe
 
     # The confusion matrix and the sample images do not depend on the architecture (the
@@ -83,6 +98,7 @@ def test_commands_run_on_the_model(name, own_models, tmp_path, run_main, first_t
     monkeypatch.setattr(sections, "SECTIONS", [s for s in sections.SECTIONS if s not in (
         sections.confusion_section, sections.samples_section, sections.oip_section,
         sections.attribution_section)])
+    monkeypatch.setattr(concepts, "REPORT_PERMUTATIONS", 999)  # its statistics: test_concepts
     path, model = own_models[name]
     net = describe(model)
     last = net.last_conv.name

@@ -14,16 +14,19 @@ import pytest
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, tiny_model, tiny_model_path, mnist):
     """A full report on the first 2000 test images (all sections, two layers drawn; the
-    attribution section on fewer images than a user's report: its numbers are tested in
-    tests/test_attribution.py)."""
+    attribution section on fewer images than a user's report, the concepts section on fewer
+    label shuffles: their numbers are tested in tests/test_attribution.py and
+    tests/test_concepts.py)."""
     from analysis.report import attribution as section
     from analysis.report import build_report
+    from analysis.report import concepts
 
     _, (x_test, y_test) = mnist
     out = tmp_path_factory.mktemp("report")
     with pytest.MonkeyPatch.context() as patch:
         for name, value in (("IMAGES", 16), ("RANDOMISE", 2), ("MISTAKES", 4)):
             patch.setattr(section, name, value)
+        patch.setattr(concepts, "REPORT_PERMUTATIONS", 999)  # p >= 1/1000: Holm still can pass
         summary = build_report(tiny_model, tiny_model_path, (x_test[:2000], y_test[:2000]), 4,
                                out, samples=2, layers=("conv_1", "conv_3"))
     return out, summary
@@ -138,9 +141,9 @@ def test_bad_arguments_fail_before_tensorflow(case, bad_analyze_results):
 
 def test_make_checks_digit_before_training(tmp_path):
     """A typo in DIGIT must fail at once, never start the default training."""
-    result = subprocess.run(["make", "--no-print-directory", "analyze", "DIGIT=44",
-                             "MODEL=models/mnist_cnn.keras"], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", "analyze",
+                             "DIGIT=44", "MODEL=models/mnist_cnn.keras"], capture_output=True,
+                            text=True, timeout=60)
     assert result.returncode != 0
     assert "--digit: must be a digit 0-9, got '44'" in result.stderr
     assert "train" not in result.stdout

@@ -48,7 +48,8 @@ def _general_fn(model, net):
         return _sums(_per_unit(without, channels), onehot)
 
     @tf.function(input_signature=[tf.TensorSpec([None, *net.input_shape], tf.float32),
-                                  tf.TensorSpec([None, k], tf.float32)])
+                                  tf.TensorSpec([None, k], tf.float32)],
+                 autograph=False)  # plain TensorFlow: no source conversion
     def batch(x, onehot):
         outs = outputs_by_name(cut, names, x)
         logits = tf.matmul(outs[feeds], wo) + bo
@@ -123,7 +124,8 @@ def _series_fn(model, net):
         return _sums(tf.nn.softmax(logits[None] - share), onehot)
 
     @tf.function(input_signature=[tf.TensorSpec([None, *net.input_shape], tf.float32),
-                                  tf.TensorSpec([None, k], tf.float32)])
+                                  tf.TensorSpec([None, k], tf.float32)],
+                 autograph=False)  # plain TensorFlow: no source conversion
     def batch(x, onehot):
         p1, p2, m3, h = cut(x, training=False)
         logits = tf.matmul(h, wo) + bo

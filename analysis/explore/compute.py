@@ -69,7 +69,8 @@ def _activation_fn(model):
     hidden = [i for i in net.units if i is not net.output_layer]
     cut, names, feeds, w_out, b_out = logit_cut(model, net)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, *net.input_shape], tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec([None, *net.input_shape], tf.float32)],
+                 autograph=False)  # plain TensorFlow: no source conversion
     def forward(x):
         by_name = outputs_by_name(cut, names, x)
         out = {}
