@@ -72,9 +72,10 @@ def compiled_model(config: TrainConfig, model=None, steps: int | None = None) ->
     """The untrained network under `config.precision` (resolved for this machine), compiled with
     the recipe's SGD and loss (cross-entropy; on one-hot targets when labels are smoothed, see
     `targets`). `steps`: training steps per epoch, for the schedule (`lr_schedule`); None
-    keeps the rate at `config.lr` (timings that do not train to the end). `model`: a network of the user's (any that `mnist_cnn.network.describe`
-    accepts, with the data set's classes) instead of the series' one; it keeps its own
-    regularisers (`config.l2` is the series' network's) and is copied under the precision."""
+    keeps the rate at `config.lr` (timings that do not train to the end). `model`: a network
+    of the user's (any that `mnist_cnn.network.describe` accepts, with the data set's classes)
+    instead of the series' one; it keeps its own regularisers (`config.l2` is the series'
+    network's) and is copied under the precision."""
     if model is None:
         model = build_model(l2=config.l2, dtype_policy=resolve(config.precision), dataset=config.dataset)
     else:
