@@ -35,10 +35,11 @@ def add(sub):
 def check(args):
     """Fail fast, before TensorFlow: bad data file, or another training writing into --out-dir."""
     from mnist_cnn.app.common import check_data
-    from mnist_cnn.fileio import exclusive_lock
+    from mnist_cnn.fileio import check_writable, exclusive_lock
 
     check_data(args)
     args.out_dir = args.out_dir or default_out_dir(args.dataset)
+    check_writable(args.out_dir)  # one line, not the lock's traceback, where nothing can be written
     if args.train_limit == 0 and args.val_size >= 60000:
         raise UserError("--val-size must leave training images (< 60000)")
     with exclusive_lock(args.out_dir):  # released at once; train() holds it for the whole run
