@@ -291,6 +291,17 @@ def test_a_folder_that_refuses_new_files_is_one_line(tmp_path, untrained_mnist_m
     assert not (tmp_path / "concepts").exists()
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_train_into_a_folder_that_cannot_be_made_is_one_line(run_main):
+    """/proc refuses new folders with ENOENT: the check must come before train's lock, which
+    would otherwise try to make the folder and end in a traceback."""
+    out = f"/proc/mnist_cnn-test-{os.getpid()}/models"
+    rc, err = run_main(["train", *TINY, "--out-dir", out])
+    assert rc == 2
+    one_line(err, "mnist_cnn train: error: ", f"cannot write {out}")
+    assert not os.path.exists(out)
+
+
 def test_a_file_where_the_output_folder_should_be(tmp_path, untrained_mnist_model_path, run_main):
     (tmp_path / "report").write_text("not a folder")
     rc, err = run_main(["oip", "--layer", "conv_1", "--model", untrained_mnist_model_path,
