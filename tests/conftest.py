@@ -112,8 +112,8 @@ def tiny_fashion_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("tiny_fashion_model")
     config = TrainConfig(dataset="fashion", epochs=1, train_limit=2000, batch_size=32, lr=0.05,
-                         lr_final=0.3, warmup_epochs=0, augment=True, precision="float32",
-                         steps_per_execution=1, out_dir=str(out))
+                         lr_final=0.3, warmup_epochs=0, augment=True, val_size=1000,
+                         precision="float32", steps_per_execution=1, out_dir=str(out))
     return config, train(config, verbose=0)
 
 

@@ -80,7 +80,8 @@ def test_bench_train_on_a_tiny_slice(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     out = bench.bench_train(seeds=2, throughput=False,
-                            overrides=dict(epochs=1, train_limit=256, precision="float32"),
+                            overrides=dict(epochs=1, train_limit=256, precision="float32",
+                                           val_size=256, steps_per_execution=1),
                             peer_options=dict(epochs=1, limit=512))
     runs = out["default_training"]["runs"]
     assert [r["seed"] for r in runs] == [0, 1] and all(r["training_seconds"] > 0 for r in runs)

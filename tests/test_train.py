@@ -35,7 +35,8 @@ def test_same_seed_same_metrics(tmp_path, first_test_images):
     """Same seed, same machine, same process: identical numbers, augmentation included (a short
     run, so the test stays cheap; the shuffle, augmentation and initialisation are all seeded)."""
     config = TrainConfig(epochs=1, train_limit=1000, batch_size=50, augment=True, val_every=1,
-                         val_size=500, precision="float32", out_dir=str(tmp_path / "a"))
+                         val_size=500, precision="float32", steps_per_execution=1,
+                         out_dir=str(tmp_path / "a"))
     first = train(config, verbose=0)
     again = train(TrainConfig(**{**config.to_dict(), "out_dir": str(tmp_path / "b")}), verbose=0)
     for key in ("test_accuracy", "test_loss", "val_accuracy", "confusion_matrix"):
