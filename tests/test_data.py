@@ -87,6 +87,31 @@ def test_wrong_contents_fail_the_digest(tmp_path, mnist):
         mnist_source.read_npz(path)
 
 
+def test_a_file_is_verified_once_per_state_and_read_as_copies(tmp_path, monkeypatch, mnist):
+    """Read again unchanged, a file is not hashed again and each reader gets its own arrays;
+    replaced by a tampered copy (a new state of the same path), it is verified anew."""
+    from mnist_cnn.data import verify
+
+    (x_train, y_train), (x_test, y_test) = mnist
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    path = tmp_path / "mnist.npz"
+    mnist_source.write_npz(path, arrays)
+    checks = []
+    real = mnist_source.check_arrays
+    monkeypatch.setattr(mnist_source, "check_arrays", lambda *a: checks.append(1) or real(*a))
+    first = mnist_source.read_npz(path)
+    first["x_test"][0] = 255  # a caller changing its copy
+    again = mnist_source.read_npz(path)
+    assert len(checks) == 1
+    np.testing.assert_array_equal(again["x_test"], x_test)
+    tampered = {**arrays, "x_test": x_test.copy()}
+    tampered["x_test"][0, 0, 0] ^= 1
+    mnist_source.write_npz(path, tampered)  # atomically: a new file under the same name
+    with pytest.raises(UserError, match="does not match the MNIST SHA-256"):
+        mnist_source.read_npz(path)
+    assert len(checks) == 2 and len(verify._VERIFIED) == 1
+
+
 def test_corrupt_cache_is_refetched(tmp_path, monkeypatch, mnist):
     (x_train, y_train), (x_test, y_test) = mnist
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_cnn.data import sources
-from mnist_cnn.data.verify import check_arrays, keras_cache_path, read_keras_npz
+from mnist_cnn.data.verify import check_arrays, keras_cache_path, read_keras_npz, read_once
 from mnist_cnn.errors import UserError
 from mnist_cnn.fileio import atomic_path
 
@@ -87,8 +87,9 @@ def verify_arrays(arrays: dict, source: str) -> dict:
 
 
 def read_npz(path) -> dict:
-    """Read and verify the four MNIST arrays from a Keras-style .npz (no pickles)."""
-    return verify_arrays(read_keras_npz(path, SHAPES, "MNIST"), f"MNIST file {path}")
+    """Read and verify the four MNIST arrays from a Keras-style .npz (no pickles); once per
+    state of the file in a process (`verify.read_once`)."""
+    return read_once(path, lambda p: verify_arrays(read_keras_npz(p, SHAPES, "MNIST"), f"MNIST file {p}"))
 
 
 def write_npz(path, arrays: dict):
