@@ -75,7 +75,9 @@ def unit_records(net, acts, stats, causal, circuit, oips, oip_peaks, y, concepts
                 "oip": {"best": best, "activation": _gl(o["activation"][:, u]),
                         "peak": _gl(oip_peaks[layer][:, u]), "data_max": _g(o["data_max"][u]),
                         "beats_data_max": bool(o["activation"][best, u] > o["data_max"][u]),
-                        "start_0_beats_data_max": bool(o["activation"][0, u] > o["data_max"][u]),
+                        "start_0_beats_data_max": bool(o["activation"][0, u] > o["data_max"][u]
+                                                       and not o["retried"][u]),
+                        "retried": bool(o["retried"][u]),
                         "agreement": None if np.isnan(o["agreement"][u]) else _g(o["agreement"][u], 4),
                         "images": [[_gl(row, 3) for row in img] for img in o["images"][:, u]]},
                 "top": _image_entries(s["top"][u], info, u, acts, y),

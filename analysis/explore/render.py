@@ -147,7 +147,8 @@ def index_page(site: dict, table: dict) -> str:
         f'test images{(" (" + e(site["data"]) + ")") if site["data"] else ""}</td></tr>'
         f'<tr><th>units</th><td>{total}: ' + ", ".join(f"{k} {t['units']}" for k, t in table.items()) + "</td></tr>"
         f'<tr><th>OIPs</th><td>{s["starts"]} per unit, {s["steps"]} steps from multi-scale noise '
-        f'(seed {s["seed"]}, {s["precision"]})</td></tr>'
+        f'(seed {s["seed"]}, {s["precision"]}); {s["starts"]} more for a unit the first left at or '
+        f'below its largest test activation</td></tr>'
         f'<tr><th>built in</th><td>{site["seconds"].get("total", 0):.0f} s</td></tr></table>'
         "<p>The network as a column of layers, input at the top. Each picture shows the OIPs "
         "(gradient-ascent input patterns) of all units of a layer; click a layer for its units, "
@@ -270,7 +271,9 @@ def unit_page(site: dict, u: dict, table: dict) -> str:
             f'<table class="nums"><tr><th>start</th>' + "".join(f"<td>{s}</td>" for s in range(starts))
             + f"</tr><tr><th>{objective}</th>{oip_rows}</tr>{peak_rows}</table><p>&#9733; the "
             f"unit's OIP (largest {objective}), shown on the layer page. Largest {objective} on a test image: <b>{o['data_max']:.4g}</b>; the "
-            f"OIP {'beats' if o['beats_data_max'] else 'does <b>not</b> beat'} it.{agreement}</p></section>")
+            f"OIP {'beats' if o['beats_data_max'] else 'does <b>not</b> beat'} it.{agreement}"
+            + (f" These are a second set of {starts} starts: the first set's best stayed at or below the "
+               "test maximum." if o.get("retried") else "") + "</p></section>")
     if u["dead"]:
         images = ('<section id="top"><h2>Top test images</h2><p>Dead: zero on every test image, '
                   "so no image excites it.</p></section>")

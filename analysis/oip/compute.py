@@ -102,16 +102,19 @@ def objective_maximum(acts: dict, layer: str) -> np.ndarray:
 def oip_check(oips, stats) -> dict:
     """Per layer of an explorer build (several starts per unit, `explore.compute.layer_oips`):
     how many live units' best OIPs beat the largest activation on a test image (what
-    `oip_quality` counts for one run)."""
+    `oip_quality` counts for one run), how many from the first start alone, and how many units
+    needed the second set of starts (`retried`)."""
     out = {}
     for layer, o in oips.items():
         live = ~stats[layer]["dead"]
+        retried = o.get("retried", np.zeros(len(live), bool))
         best = o["activation"][o["best"], np.arange(len(live))]
         ratio = best[live] / np.where(o["data_max"][live] > 0, o["data_max"][live], np.nan)
         median = None if np.all(np.isnan(ratio)) else float(f"{float(np.nanmedian(ratio)):.4g}")
         out[layer] = {"live": int(live.sum()), "dead": int((~live).sum()),
                       "best_beats": int(((best > o["data_max"]) & live).sum()),
-                      "start_0_beats": int(((o["activation"][0] > o["data_max"]) & live).sum()),
+                      "start_0_beats": int(((o["activation"][0] > o["data_max"]) & live & ~retried).sum()),
+                      "retried": int((retried & live).sum()),
                       "median_ratio": median}
     return out
 

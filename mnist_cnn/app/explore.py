@@ -65,7 +65,8 @@ def run(args):
     check = site["oip_check"][last]
     print(f"test accuracy {site['test_accuracy']:.2%} on {site['test_images']} images; {last}: "
           f"{check['best_beats']}/{check['live']} live maps' OIPs beat their largest test "
-          f"activation ({check['start_0_beats']} from start 0 alone)")
+          f"activation ({check['start_0_beats']} from start 0 alone, {check['retried']} from a second "
+          f"set of starts)")
     print(f"wrote {args.out}/index.html: {site['files']} files, {site['bytes'] / 1e6:.1f} MB, "
           f"in {site['seconds']['total']:.1f} s")
     return 0
