@@ -93,6 +93,11 @@ def test_two_runs_compare_tiny_trainings(tmp_path):
     s = experiments.run_one("two-runs", tmp_path, seed=0, epochs=1, train_limit=1000,
                             test_images=500)
     assert s["train_images"] == 1000 and len(s["test_accuracy"]) == 2
+    from mnist_cnn.config import TrainConfig
+
+    recipe = TrainConfig()  # the recipe as it is, warm-up included (without it conv_1 maps die)
+    assert (s["batch_size"], s["lr"], s["warmup_epochs"]) == (recipe.batch_size, recipe.lr,
+                                                              recipe.warmup_epochs)
     m = s["matchings"]
     assert m["conv1_kernels"]["filters"] == 32 and m["conv3_activations"]["filters"] == 128
     assert s["conv1_activation_images"] == s["conv3_activation_images"] == 500
