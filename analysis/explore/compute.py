@@ -241,11 +241,11 @@ def layer_oips(model, layer: str, data_max, starts: int = 5, config: OIPConfig =
     ascent = Ascent(model, layer, config=config)
     units = np.arange(ascent.channels) if units is None else np.asarray(units, np.int64)
     data_max = np.asarray(data_max, np.float32)
-    images, activation = _oips_from(ascent, units, starts, seed, config)
+    images, activation = _oips_from(ascent, units, starts, seed, seed, config)
     retried = np.zeros(len(units), bool)
     short = np.flatnonzero((data_max > 0) & (activation.max(axis=0) <= data_max)) if retry else []
     if len(short):
-        again_images, again = _oips_from(ascent, units[short], starts, seed + starts, config, seed)
+        again_images, again = _oips_from(ascent, units[short], starts, seed + starts, seed, config)
         better = again.max(axis=0) > activation[:, short].max(axis=0)
         keep = short[better]
         images[:, keep], activation[:, keep] = again_images[:, better], again[:, better]
@@ -258,11 +258,10 @@ def layer_oips(model, layer: str, data_max, starts: int = 5, config: OIPConfig =
             "precision": ascent.precision}
 
 
-def _oips_from(ascent, units, starts, first_seed, config, jitter_seed=None):
+def _oips_from(ascent, units, starts, first_seed, jitter_seed, config):
     """(images (S, N, 28, 28), activation (S, N)) of `units` from the starts `first_seed` ...
-    `first_seed + starts - 1`; the jitter seeded by `jitter_seed` (default `first_seed`)."""
+    `first_seed + starts - 1`, the jitter seeded by `jitter_seed`."""
     start = np.concatenate([start_images(units, first_seed + s, config.start_mean, config.start_std)
                             for s in range(starts)])
-    images, activation = ascent.run(start, np.tile(units, starts), verbose=0,
-                                    seed=first_seed if jitter_seed is None else jitter_seed)
+    images, activation = ascent.run(start, np.tile(units, starts), seed=jitter_seed, verbose=0)
     return images.reshape(starts, len(units), 28, 28), activation.reshape(starts, len(units))

@@ -273,7 +273,7 @@ def unit_page(site: dict, u: dict, table: dict) -> str:
             f"unit's OIP (largest {objective}), shown on the layer page. Largest {objective} on a test image: <b>{o['data_max']:.4g}</b>; the "
             f"OIP {'beats' if o['beats_data_max'] else 'does <b>not</b> beat'} it.{agreement}"
             + (f" These are a second set of {starts} starts: the first set's best stayed at or below the "
-               "test maximum." if o.get("retried") else "") + "</p></section>")
+               "test maximum." if o["retried"] else "") + "</p></section>")
     if u["dead"]:
         images = ('<section id="top"><h2>Top test images</h2><p>Dead: zero on every test image, '
                   "so no image excites it.</p></section>")

@@ -107,7 +107,7 @@ def oip_check(oips, stats) -> dict:
     out = {}
     for layer, o in oips.items():
         live = ~stats[layer]["dead"]
-        retried = o.get("retried", np.zeros(len(live), bool))
+        retried = o["retried"]
         best = o["activation"][o["best"], np.arange(len(live))]
         ratio = best[live] / np.where(o["data_max"][live] > 0, o["data_max"][live], np.nan)
         median = None if np.all(np.isnan(ratio)) else float(f"{float(np.nanmedian(ratio)):.4g}")
